@@ -1,0 +1,247 @@
+"""The ``hotwash`` command line: thin Typer commands over the services."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from hotwash.errors import HotwashError, InputError
+from hotwash.manifest import load_manifest, write_starter_manifest
+from hotwash.settings import Settings, get_settings
+from hotwash.store import Store, open_store
+from hotwash.telemetry.ingest import Quarantine, ingest_streams, open_inputs
+from hotwash.telemetry.model import CHANGE_KINDS, ChangeEvent, parse_record
+from hotwash.telemetry.writer import EventWriter
+
+app = typer.Typer(help="Incident response for AI features: detect, contain, postmortem, verify.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+change_app = typer.Typer(help="Record and list changes (deploys, prompt/model/config/eval-set updates).",
+                         no_args_is_help=True)
+app.add_typer(change_app, name="change")
+
+# soft_wrap: messages stay on one line (greppable), whatever the terminal width.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _store(settings: Settings) -> Store:
+    store = open_store(settings.resolved_database_url)
+    store.check_ready()
+    return store
+
+
+@app.command()
+def init() -> None:
+    """Write a starter hotwash.yaml (never overwriting one) and create or migrate the store."""
+    settings = _settings()
+    if write_starter_manifest(settings.manifest):
+        out.print(f"wrote starter manifest [bold]{settings.manifest}[/]: edit it to describe your features")
+    else:
+        load_manifest(settings.manifest)  # validate what is there
+        out.print(f"kept existing manifest {settings.manifest} (valid)")
+    store = open_store(settings.resolved_database_url, migrate=True)
+    out.print(f"store ready at {store.engine.url.render_as_string(hide_password=True)} "
+              f"(schema {store.current_revision()})")
+    store.dispose()
+
+
+@app.command()
+def status(json_: JsonOpt = False) -> None:
+    """What the store holds: events per feature, changes, signals, incidents."""
+    store = _store(_settings())
+    data = store.status()
+    data.setdefault("signals", 0)
+    data.setdefault("incidents", 0)
+    if json_:
+        _print_json(data)
+        return
+    table = Table(title="hotwash store")
+    table.add_column("feature")
+    table.add_column("events", justify="right")
+    for name, count in data["features"].items():
+        table.add_row(name, f"{count:,}")
+    out.print(table)
+    out.print(f"events {data['events']:,} · changes {data['changes']:,} · "
+              f"signals {data['signals']:,} · incidents {data['incidents']:,}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="JSONL files to ingest; '-' reads standard input.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or otlp-json")] = "jsonl",
+    json_: JsonOpt = False,
+) -> None:
+    """Ingest telemetry and change events. Bad records are reported and quarantined; the rest land."""
+    settings = _settings()
+    if fmt not in ("jsonl", "otlp-json"):
+        raise HotwashError(f"unknown --format {fmt!r}: use jsonl or otlp-json")
+    for p in paths:
+        if p != "-" and not Path(p).is_file():
+            raise HotwashError(f"no such file: {p}")
+    store = _store(settings)
+    reader = None
+    if fmt == "otlp-json":
+        from hotwash.telemetry.otlp import read_otlp_json
+
+        reader = read_otlp_json
+    total = sum(Path(p).stat().st_size for p in paths if p != "-")
+    show = not json_ and sys.stderr.isatty() and total > 0
+    with Progress(TextColumn("[bold]ingest[/] {task.fields[name]}"), BarColumn(), TransferSpeedColumn(),
+                  TimeElapsedColumn(), console=err, disable=not show, transient=True) as progress:
+        task = progress.add_task("ingest", total=total or None, name="")
+        done_before: dict[str, int] = {}
+
+        def on_batch(name: str, _line: int, position: int, _result: object) -> None:
+            prev = done_before.get(name, 0)
+            progress.update(task, advance=max(position - prev, 0), name=Path(name).name)
+            done_before[name] = position
+
+        report = ingest_streams(
+            open_inputs(paths), writer=EventWriter(store), reader=reader,
+            quarantine=Quarantine(settings.quarantine_dir), batch_size=settings.batch_size,
+            max_record_bytes=settings.max_record_bytes, on_batch=on_batch,
+        )
+    store.dispose()
+    if json_:
+        _print_json(report.to_json())
+    else:
+        for rej in report.rejected:
+            err.print(f"[red]rejected[/] {escape(rej.source)}:{rej.line}: {escape(rej.reason)}", highlight=False)
+        if report.rejected_count > len(report.rejected):
+            err.print(f"... and {report.rejected_count - len(report.rejected)} more")
+        out.print(f"accepted {report.accepted:,} · duplicates {report.duplicates:,} · "
+                  f"rejected {report.rejected_count:,}"
+                  + (f" · unpriced {report.unpriced:,} (model unknown to genai-prices)" if report.unpriced else ""))
+        if report.quarantine:
+            out.print(f"rejected records kept in {report.quarantine}")
+    if report.rejected_count:
+        raise typer.Exit(1)
+
+
+@change_app.command("add")
+def change_add(
+    feature: Annotated[str, typer.Argument(help="The feature that changed.")],
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(CHANGE_KINDS)}.")],
+    version: Annotated[str | None, typer.Option(help="The new version (prompt v12, model name...).")] = None,
+    previous: Annotated[str | None, typer.Option(help="The version it replaced.")] = None,
+    description: Annotated[str | None, typer.Option(help="What changed and why.")] = None,
+    link: Annotated[str | None, typer.Option(help="PR, commit or release URL.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who or what made the change.")] = None,
+    ts: Annotated[str | None, typer.Option(help="When (ISO 8601, default now).")] = None,
+    change_id: Annotated[str | None, typer.Option("--id", help="Idempotency key (default generated).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Record a change, so diagnosis can ask 'did the prompt or model change?'."""
+    settings = _settings()
+    when = ts or datetime.now(UTC).isoformat()
+    obj = {"type": "change", "id": change_id or f"chg-{feature}-{kind}-{when}", "ts": when,
+           "feature": feature, "kind": kind, "version": version, "previous": previous,
+           "description": description, "link": link, "actor": actor}
+    record = parse_record({k: v for k, v in obj.items() if v is not None}, where="change")
+    store = _store(settings)
+    result = EventWriter(store).write([record])
+    store.dispose()
+    assert isinstance(record, ChangeEvent)
+    if json_:
+        _print_json({"id": record.id, "recorded": result.accepted == 1})
+    else:
+        out.print(f"{'recorded' if result.accepted else 'already recorded'} change {record.id}")
+
+
+@change_app.command("list")
+def change_list(
+    feature: Annotated[str | None, typer.Option(help="Only this feature.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List recorded changes, oldest first."""
+    store = _store(_settings())
+    rows = store.list_changes(feature=feature)
+    store.dispose()
+    if json_:
+        _print_json([{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()
+                      if k != "ingested_at"} for r in rows])
+        return
+    table = Table(title="changes")
+    for col in ("ts", "feature", "kind", "version", "previous", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["ts"].strftime("%Y-%m-%d %H:%M"), r["feature"], r["kind"], r["version"] or "",
+                      r["previous"] or "", r["description"] or "")
+    out.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8321,
+) -> None:
+    """Run the server: OTLP receiver (/v1/traces), JSON API (/api/v1) and UI."""
+    import uvicorn
+
+    from hotwash.web import create_app
+
+    settings = _settings()
+    if not _is_loopback(host) and settings.ingest_token is None and not settings.dev_mode:
+        raise HotwashError(
+            f"refusing to serve on {host} without authentication: set HOTWASH_INGEST_TOKEN, "
+            "or HOTWASH_DEV_MODE=1 on a trusted network"
+        )
+    _store(settings).dispose()  # fail here, clearly, if the store is not ready
+    out.print(f"hotwash serving on http://{host}:{port} (OTLP: /v1/traces, API: /api/v1)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the simulation, print a summary, exit.")] = False,
+    events: Annotated[int, typer.Option(help="How many events to simulate.")] = 20_000,
+    json_: JsonOpt = False,
+) -> None:
+    """Simulate production AI features in ./hotwash-demo, ingest them, and show what was stored."""
+    from hotwash.demo.run import run_demo
+
+    summary = run_demo(Path("hotwash-demo"), events=events, console=err if json_ else out)
+    if json_:
+        _print_json(summary)
+    if not no_serve and not json_:
+        out.print("the web UI arrives with the incidents work; nothing to serve yet (use --no-serve)")
+
+
+def main() -> None:
+    try:
+        app()
+    except InputError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except HotwashError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,50 @@
+"""Every error hotwash raises on purpose, in one tree.
+
+    HotwashError                 base: catch this to catch anything hotwash means to raise
+    ├── ConfigError              settings or hotwash.yaml are invalid (names the key and what was expected)
+    ├── StoreError               the database is unreachable, or its schema is not migrated
+    ├── InputError               one telemetry record is unusable (names the place and the reason)
+    │   └── RecordTooLarge       a record is over the configured size limit
+    └── PayloadError             a whole request body is unusable (garbage, bad encoding)
+        └── PayloadTooLarge      a request body is over the configured size limit
+
+Messages are written for the person who reads them: what happened, where, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class HotwashError(Exception):
+    """Base of every error hotwash raises on purpose."""
+
+
+class ConfigError(HotwashError):
+    """Settings or the feature manifest are invalid."""
+
+
+class StoreError(HotwashError):
+    """The store cannot be used as asked (unreachable, not migrated)."""
+
+
+class InputError(HotwashError):
+    """One telemetry record is unusable.
+
+    ``where`` names the place (``file:line`` or ``batch[3]``) and ``reason`` says what is wrong.
+    """
+
+    def __init__(self, reason: str, *, where: str | None = None) -> None:
+        self.reason = reason
+        self.where = where
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class RecordTooLarge(InputError):
+    """A record is over the size limit."""
+
+
+class PayloadError(HotwashError):
+    """A request body cannot be decoded at all."""
+
+
+class PayloadTooLarge(PayloadError):
+    """A request body is over the size limit."""

@@ -1,0 +1,122 @@
+"""The ASGI app: the OTLP receiver, the JSON API under ``/api/v1``, and (later) the UI."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from hotwash.errors import HotwashError, InputError, PayloadError, PayloadTooLarge, StoreError
+from hotwash.settings import Settings
+from hotwash.store import Store, open_store
+from hotwash.telemetry import otlp
+from hotwash.telemetry.model import parse_record
+from hotwash.telemetry.writer import EventWriter
+from hotwash.web.body import read_body
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+
+class StatusOut(BaseModel):
+    events: int
+    changes: int
+    features: dict[str, int]
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+    """Build the app. The store is opened (and checked to be migrated) at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = store is None
+        st = store or open_store(settings.resolved_database_url)
+        st.check_ready()
+        app.state.store = st
+        app.state.writer = EventWriter(st)
+        try:
+            yield
+        finally:
+            if own:
+                st.dispose()
+
+    app = FastAPI(title="hotwash", version="0.1.0", lifespan=lifespan,
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+
+    def require_ingest_token(request: Request) -> None:
+        if settings.ingest_token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), settings.ingest_token):
+            raise HTTPException(401, "missing or wrong ingest token: send 'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    Auth = Annotated[None, Depends(require_ingest_token)]
+
+    @app.exception_handler(PayloadTooLarge)
+    async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(PayloadError)
+    async def _bad_payload(_: Request, exc: PayloadError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StoreError)
+    async def _store_down(_: Request, exc: StoreError) -> JSONResponse:
+        # Nothing was acknowledged: the client should retry.
+        return JSONResponse({"detail": f"store unavailable, retry later: {exc}"}, status_code=503)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/traces", tags=["ingest"], summary="OTLP/HTTP trace export (protobuf or JSON)")
+    async def otlp_traces(request: Request, _: Auth) -> Response:
+        body = await read_body(request, limit=settings.max_body_bytes)
+        content_type = request.headers.get("content-type", "application/x-protobuf")
+        batch = otlp.decode_and_map(body, content_type)
+        if batch.records:
+            await run_in_threadpool(request.app.state.writer.write, batch.records)
+        return Response(otlp.encode_response(batch, content_type), media_type=otlp.response_media_type(content_type))
+
+    @app.post("/api/v1/events", tags=["ingest"], response_model=IngestResult,
+              summary="Ingest a JSON batch of telemetry and change events")
+    async def post_events(request: Request, _: Auth) -> IngestResult:
+        body = await read_body(request, limit=settings.max_body_bytes)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError(f"body is not valid JSON: {exc}") from None
+        items = payload.get("events") if isinstance(payload, dict) else payload
+        if not isinstance(items, list):
+            raise PayloadError('expected a JSON array of events, or an object {"events": [...]}')
+        records, rejected = [], []
+        for i, obj in enumerate(items):
+            try:
+                records.append(parse_record(obj, where=f"events[{i}]"))
+            except InputError as exc:
+                rejected.append({"index": i, "id": obj.get("id") if isinstance(obj, dict) else None,
+                                 "reason": exc.reason})
+        result = await run_in_threadpool(request.app.state.writer.write, records)
+        return IngestResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
+
+    @app.get("/api/v1/status", tags=["store"], response_model=StatusOut)
+    def status(request: Request) -> StatusOut:
+        return StatusOut(**request.app.state.store.status())
+
+    @app.exception_handler(HotwashError)
+    async def _hotwash_error(_: Request, exc: HotwashError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    return app
