@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
+from hotwash.detect.checks import EventChecker
 from hotwash.errors import HotwashError, InputError
 from hotwash.manifest import load_manifest, write_starter_manifest
 from hotwash.settings import Settings, get_settings
@@ -70,8 +71,7 @@ def status(json_: JsonOpt = False) -> None:
     """What the store holds: events per feature, changes, signals, incidents."""
     store = _store(_settings())
     data = store.status()
-    data.setdefault("signals", 0)
-    data.setdefault("incidents", 0)
+    data.setdefault("incidents", 0)  # incidents arrive with the incident workflow
     if json_:
         _print_json(data)
         return
@@ -117,7 +117,8 @@ def ingest(
             done_before[name] = position
 
         report = ingest_streams(
-            open_inputs(paths), writer=EventWriter(store), reader=reader,
+            open_inputs(paths), writer=EventWriter(store, EventChecker(load_manifest(settings.manifest))),
+            reader=reader,
             quarantine=Quarantine(settings.quarantine_dir), batch_size=settings.batch_size,
             max_record_bytes=settings.max_record_bytes, on_batch=on_batch,
         )
@@ -136,6 +137,80 @@ def ingest(
             out.print(f"rejected records kept in {report.quarantine}")
     if report.rejected_count:
         raise typer.Exit(1)
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HotwashError(f"{option}: not an ISO 8601 time: {value!r} (e.g. 2026-11-27T04:00:00Z)") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+@app.command()
+def detect(
+    since: Annotated[str | None, typer.Option(help="Only signals that fired at or after this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only signals that fired before this time.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run every monitor over the stored telemetry (backtest) and store the signals it finds."""
+    from hotwash.detect.engine import MonitorEngine, save
+
+    settings = _settings()
+    store = _store(settings)
+    engine = MonitorEngine(store, load_manifest(settings.manifest))
+    signals = engine.backtest(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"))
+    new = save(store, signals)
+    store.dispose()
+    if json_:
+        for sig in signals:
+            _print_json({k: v for k, v in sig.to_json().items() if k != "details"})
+        return
+    table = Table(title=f"{len(signals)} signals ({len(new)} new)")
+    for col in ("detected", "severity", "feature", "monitor", "summary"):
+        table.add_column(col)
+    for sig in signals:
+        table.add_row(sig.detected_at.strftime("%Y-%m-%d %H:%M"), sig.severity, sig.feature, sig.monitor,
+                      escape(sig.summary))
+    out.print(table)
+
+
+@app.command()
+def scan(
+    path: Annotated[str, typer.Argument(help="A JSONL file of events ('-' for standard input).")],
+    json_: JsonOpt = False,
+) -> None:
+    """Run the per-event checks on a file without storing anything."""
+    from dataclasses import asdict
+
+    from hotwash.telemetry.jsonl import Accepted, read_jsonl
+    from hotwash.telemetry.model import Event
+
+    settings = _settings()
+    checker = EventChecker(load_manifest(settings.manifest))
+    rejected = flagged = total = 0
+    for name, stream in open_inputs([path]):
+        for item in read_jsonl(stream, source=name, max_record_bytes=settings.max_record_bytes):
+            if not isinstance(item, Accepted):
+                rejected += 1
+                err.print(f"[red]rejected[/] {escape(item.source)}:{item.line}: {escape(item.reason)}", highlight=False)
+                continue
+            if not isinstance(item.record, Event):
+                continue
+            verdict = checker.check(item.record)
+            total += 1
+            flagged += any(f.flagged for f in verdict.findings)
+            if json_:
+                _print_json({"id": item.record.id, "findings": [asdict(f) for f in verdict.findings]})
+            else:
+                for f in verdict.findings:
+                    if f.flagged:
+                        out.print(f"{escape(item.record.id)}  {f.category}  {f.check}  {f.score:.2f}  "
+                                  f"{escape('; '.join(f.evidence)[:160])}", highlight=False)
+    if not json_:
+        out.print(f"scanned {total:,} events · {flagged:,} with flagged findings · {rejected:,} rejected")
 
 
 @change_app.command("add")

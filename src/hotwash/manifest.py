@@ -8,10 +8,10 @@ less than or equal to 1``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from hotwash.errors import ConfigError
 
@@ -24,8 +24,11 @@ class _Strict(BaseModel):
 
 
 class Capabilities(_Strict):
-    tools: list[str] = Field(default_factory=list)
-    outputs: list[str] = Field(default_factory=lambda: ["reply"])
+    """What the feature may do. ``None`` means undeclared: hotwash learns what is normal and
+    reports behaviours that appear later; a list (even empty) is an allowlist."""
+
+    tools: list[str] | None = None
+    outputs: list[str] | None = None
 
 
 class Escalation(_Strict):
@@ -51,6 +54,8 @@ class Containment(_Strict):
 
 class Feature(_Strict):
     owner: str | None = None
+    # Secret strings planted in the system prompt: an output containing one is a leak.
+    canaries: list[str] = Field(default_factory=list)
     description: str | None = None
     capabilities: Capabilities = Field(default_factory=Capabilities)
     grounding: Literal["required", "optional", "none"] = "optional"
@@ -59,9 +64,75 @@ class Feature(_Strict):
     containment: Containment = Field(default_factory=Containment)
 
 
+def _minutes(value: object) -> object:
+    """'30m', '2h', '7d' or a number of minutes -> minutes."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        units = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+        if text[-1:] in units and text[:-1].strip().isdigit():
+            return int(text[:-1]) * units[text[-1]]
+        if text.isdigit():
+            return int(text)
+        raise ValueError(f"expected a duration like '30m', '2h' or '7d', got {value!r}")
+    return value
+
+
+Minutes = Annotated[int, BeforeValidator(_minutes), Field(gt=0)]
+Metric = Literal[
+    "events", "cost_usd", "tokens", "escalation_rate", "error_rate", "retry_rate", "refusal_rate",
+    "hallucination_rate", "ungrounded", "injections", "injections_followed", "offscope", "new_behaviours",
+    "score_mean", "feedback_mean", "confidence_mean", "output_chars_mean", "latency_ms_mean", "nonprod_share",
+    "max_session_calls",
+]
+Category = Literal["hallucination", "prompt_injection", "drift", "runaway_cost", "escalation_overload", "scope_creep"]
+Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
+
+
+class Rule(_Strict):
+    """A user's own monitor: fires when ``metric`` over ``window`` compares true to ``threshold``."""
+
+    name: str = Field(pattern=r"^[a-z0-9_.-]+$")
+    category: Category
+    metric: Metric
+    window: Minutes = 30
+    comparison: Literal[">", ">=", "<", "<="] = ">="
+    threshold: float
+    min_volume: int = Field(default=0, ge=0)
+    severity: Severity = "SEV3"
+    features: list[str] | None = None
+
+
+class MonitorSettings(_Strict):
+    """Defaults that work without tuning; every number can be overridden here."""
+
+    cooldown: Minutes = 60
+    hallucination_window: Minutes = 30
+    hallucination_min_judged: int = Field(default=20, ge=1)
+    hallucination_min_rate: float = Field(default=0.05, gt=0, le=1)
+    ungrounded_min: int = Field(default=5, ge=1)
+    injection_attempts_min: int = Field(default=10, ge=1)
+    escalation_windows: list[Minutes] = Field(default_factory=lambda: [15, 60])
+    escalation_min_events: int = Field(default=30, ge=1)
+    escalation_min_lift: float = Field(default=0.10, gt=0)
+    p_value: float = Field(default=1e-6, gt=0, lt=1)
+    cost_spike_window: Minutes = 30
+    cost_spike_ratio: float = Field(default=3.0, gt=1)
+    cost_spike_min_usd: float = Field(default=0.5, ge=0)
+    loop_calls_per_minute: int = Field(default=8, ge=2)
+    loop_minutes: int = Field(default=3, ge=1)
+    retry_rate: float = Field(default=0.2, gt=0, le=1)
+    nonprod_min: int = Field(default=10, ge=1)
+    drift_recent: Minutes = 1440
+    drift_baseline: Minutes = 14 * 1440
+    drift_min_change: float = Field(default=0.10, gt=0)
+    new_behaviour_learning: Minutes = 1440
+    rules: list[Rule] = Field(default_factory=list)
+
+
 class Manifest(_Strict):
     version: Literal[1] = 1
     features: dict[str, Feature] = Field(default_factory=dict)
+    monitors: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
 STARTER_MANIFEST = """\

@@ -50,6 +50,8 @@ _ANSWERS = [
     "asked the warehouse to stop order {n}.",
     "Orders over $50 ship free, so an order of ${p} ships free.",
 ]
+# Which knowledge-base passage answers each question (retrieval gets it right).
+_DOC_FOR_QUESTION = [4, 0, 1, 2, 3, 4, 1]
 _TICKETS = [
     ("billing", "I was charged twice for my subscription this month, please refund one charge."),
     ("technical", "The app crashes every time I open the camera screen on Android 14."),
@@ -97,7 +99,10 @@ def _event(rng: random.Random, i: int, t: datetime, feature: str) -> dict[str, A
     }
     if feature == "support-bot":
         k = rng.randrange(len(_QUESTIONS))
-        docs = [_KB[k % len(_KB)], _KB[(k + 1) % len(_KB)]]
+        docs = [_KB[_DOC_FOR_QUESTION[k]], _KB[(_DOC_FOR_QUESTION[k] + 1) % len(_KB)]]
+        if k == 0:
+            docs.insert(0, (f"order-{fill['n']}", f"Order {fill['n']}: in transit, estimated delivery "
+                                                   "within 1-2 business days."))
         base.update(
             provider="openai", model="gpt-4o-mini", prompt_version="v12",
             input=_QUESTIONS[k].format(**fill),

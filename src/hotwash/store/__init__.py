@@ -14,27 +14,33 @@ from importlib.resources import files
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hotwash.errors import StoreError
 from hotwash.store.engine import make_engine
-from hotwash.store.tables import changes, events, metadata, rollups
+from hotwash.store.tables import behaviours, changes, events, metadata, rollups, signals
 
-__all__ = ["ROLLUP_COUNTERS", "Store", "open_store"]
+__all__ = ["RECOUNTED", "ROLLUP_COUNTERS", "Store", "open_store"]
+
+# env values that count as production traffic (anything else in production is "non-prod").
+PRODUCTION_ENV_NAMES = frozenset({"", "prod", "production", "prd", "live"})
 
 # Rows per multi-row INSERT on SQLite: 27 columns x 500 rows stays under SQLite's limit of
 # 32,766 bound parameters per statement.
 _SQLITE_ROWS_PER_INSERT = 500
 
-# Counter columns of `rollups` that ingest adds to (everything but the key and `sessions`).
+# Rollup columns recomputed from `events` for each minute a batch touches (not mergeable sums).
+RECOUNTED = ("sessions", "max_session_calls")
+# Counter columns of `rollups` that ingest adds to (everything but the key and the recounted).
 ROLLUP_COUNTERS = tuple(
-    c.name for c in rollups.columns if c.name not in {"feature", "minute", "sessions"}
+    c.name for c in rollups.columns if c.name not in {"feature", "minute", *RECOUNTED}
 )
 
 
@@ -168,33 +174,48 @@ class Store:
             index_elements=["feature", "minute"],
             set_={
                 name: getattr(rollups.c, name) + getattr(stmt.excluded, name)
-                for name in (*ROLLUP_COUNTERS, "sessions")
+                for name in ROLLUP_COUNTERS
             },
         )
         conn.execute(stmt, list(rows))
 
     def recount_sessions(self, conn: Connection, keys: Sequence[tuple[str, datetime]]) -> None:
-        """Set ``rollups.sessions`` of each (feature, minute) to its distinct sessions in ``events``."""
+        """Recompute ``sessions`` and ``max_session_calls`` of each (feature, minute) from ``events``."""
         if not keys:
             return
-        distinct = (
-            select(func.count(events.c.session_id.distinct()))
-            .where(
-                events.c.feature == bindparam("k_feature"),
-                events.c.ts >= bindparam("k_minute"),
-                events.c.ts < bindparam("k_next"),
-            )
-            .scalar_subquery()
+        in_minute = (
+            events.c.feature == bindparam("k_feature"),
+            events.c.ts >= bindparam("k_minute"),
+            events.c.ts < bindparam("k_next"),
         )
+        distinct = select(func.count(events.c.session_id.distinct())).where(*in_minute).scalar_subquery()
+        per_session = (
+            select(func.count().label("calls"))
+            .where(*in_minute, events.c.session_id.is_not(None))
+            .group_by(events.c.session_id)
+            .subquery()
+        )
+        busiest = select(func.coalesce(func.max(per_session.c.calls), 0)).scalar_subquery()
         stmt = (
             update(rollups)
             .where(rollups.c.feature == bindparam("k_feature"), rollups.c.minute == bindparam("k_minute"))
-            .values(sessions=distinct)
+            .values(sessions=distinct, max_session_calls=busiest)
         )
         conn.execute(
             stmt,
             [{"k_feature": f, "k_minute": m, "k_next": m + timedelta(minutes=1)} for f, m in keys],
         )
+
+    def add_behaviours(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Record first sightings of (feature, kind, name); returns the rows that were new."""
+        if not rows:
+            return []
+        stmt = (
+            self._insert(behaviours)
+            .on_conflict_do_nothing()
+            .returning(behaviours.c.feature, behaviours.c.first_seen)
+        )
+        return [dict(r) for r in conn.execute(stmt, list(rows)).mappings()]
 
     # -- reads ------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -205,10 +226,12 @@ class Store:
                 ).all()
             )
             n_changes = conn.execute(select(func.count()).select_from(changes)).scalar_one()
+            n_signals = conn.execute(select(func.count()).select_from(signals)).scalar_one()
         return {
             "events": sum(per_feature.values()),
             "changes": n_changes,
             "features": per_feature,
+            "signals": n_signals,
         }
 
     def get_events(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -235,6 +258,100 @@ class Store:
         query = select(changes).order_by(changes.c.ts, changes.c.id)
         if feature is not None:
             query = query.where(changes.c.feature == feature)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def features(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(rollups.c.feature).distinct().order_by(rollups.c.feature)).scalars())
+
+    def data_range(self) -> tuple[datetime | None, datetime | None]:
+        """First and last minute that has rollups."""
+        with self.engine.connect() as conn:
+            lo, hi = conn.execute(select(func.min(rollups.c.minute), func.max(rollups.c.minute))).one()
+        return lo, hi
+
+    def rollups_between(self, start: datetime, end: datetime, *, feature: str | None = None
+                        ) -> list[dict[str, Any]]:
+        """Rollup rows with ``start <= minute < end``, by feature then minute."""
+        query = (select(rollups).where(rollups.c.minute >= start, rollups.c.minute < end)
+                 .order_by(rollups.c.feature, rollups.c.minute))
+        if feature is not None:
+            query = query.where(rollups.c.feature == feature)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def _has_finding(self, category: str) -> Any:
+        # JSON containment is dialect-specific; this is the one place that knows both spellings.
+        if self.dialect == "postgresql":
+            return events.c.findings.op("@>")(func.cast(orjson.dumps([{"category": category}]).decode(),
+                                                        postgresql.JSONB))
+        each = func.json_each(events.c.findings).table_valued("value").alias("f")
+        return (select(literal(1)).select_from(each)
+                .where(func.json_extract(each.c.value, "$.category") == category).exists())
+
+    def evidence_ids(self, feature: str, start: datetime, end: datetime, *, kind: str,
+                     category: str | None = None, limit: int = 20) -> list[str]:
+        """Ids of the events that show a signal, deterministically ordered."""
+        window = (events.c.feature == feature, events.c.ts >= start, events.c.ts < end)
+        query = select(events.c.id).where(*window)
+        order: list[Any] = [events.c.ts, events.c.id]
+        if kind == "finding" and category:
+            query = query.where(self._has_finding(category))
+        elif kind == "escalated":
+            query = query.where(events.c.escalated.is_(True))
+        elif kind == "retry":
+            query = query.where(events.c.retry > 0)
+        elif kind == "nonprod":
+            query = query.where(events.c.env.is_not(None), events.c.env.not_in(sorted(PRODUCTION_ENV_NAMES)))
+        elif kind == "top_cost":
+            order = [events.c.cost_usd.desc().nulls_last(), events.c.ts, events.c.id]
+        elif kind == "busiest_session":
+            busiest = (select(events.c.session_id).where(*window, events.c.session_id.is_not(None))
+                       .group_by(events.c.session_id).order_by(func.count().desc(), events.c.session_id)
+                       .limit(1).scalar_subquery())
+            query = query.where(events.c.session_id == busiest)
+        elif kind == "low_quality":
+            order = [events.c.score.asc().nulls_last(), events.c.ts, events.c.id]
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.order_by(*order).limit(limit)).scalars())
+
+    def version_mix(self, feature: str, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+        """How many calls each model and prompt version served in the window."""
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for col in (events.c.model, events.c.prompt_version):
+                rows = conn.execute(select(col, func.count()).where(
+                    events.c.feature == feature, events.c.ts >= start, events.c.ts < end).group_by(col))
+                out[col.name] = {str(k): n for k, n in rows}
+        return out
+
+    def changes_between(self, feature: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        query = (select(changes).where(changes.c.feature == feature, changes.c.ts >= start, changes.c.ts < end)
+                 .order_by(changes.c.ts, changes.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def last_change(self, feature: str, kind: str, before: datetime) -> dict[str, Any] | None:
+        query = (select(changes).where(changes.c.feature == feature, changes.c.kind == kind, changes.c.ts < before)
+                 .order_by(changes.c.ts.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def save_signals(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Store signals; one per (monitor, feature, start). Returns the ids of the new ones."""
+        if not rows:
+            return []
+        stmt = self._insert(signals).on_conflict_do_nothing(
+            index_elements=["monitor", "feature", "start"]).returning(signals.c.id)
+        with self.transaction() as conn:
+            return list(conn.execute(stmt, list(rows)).scalars())
+
+    def list_signals(self, *, feature: str | None = None) -> list[dict[str, Any]]:
+        query = select(signals).order_by(signals.c.detected_at, signals.c.id)
+        if feature is not None:
+            query = query.where(signals.c.feature == feature)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 

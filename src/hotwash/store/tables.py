@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from hotwash.store.types import JSON_, UtcDateTime
@@ -62,6 +63,8 @@ events = Table(
     Column("untrusted", JSON_),
     Column("tags", JSON_),
     Column("ingested_at", UtcDateTime(), nullable=False),
+    # Per-event check results (flagged or scored findings), written at ingest.
+    Column("findings", JSON_),
     # Detectors read one feature over a time range, and whole sessions (loops).
     Index(None, "feature", "ts"),
     Index(None, "session_id", "ts"),
@@ -111,5 +114,49 @@ rollups = Table(
     Column("confidence_n", Integer, nullable=False, server_default="0"),
     Column("latency_sum", Float, nullable=False, server_default="0"),
     Column("output_chars", BigInteger, nullable=False, server_default="0"),
+    # Per-category finding counts of the per-event checks (migration 0002).
+    Column("judged", Integer, nullable=False, server_default="0"),
+    Column("hallucinated", Integer, nullable=False, server_default="0"),
+    Column("ungrounded", Integer, nullable=False, server_default="0"),
+    Column("injections", Integer, nullable=False, server_default="0"),
+    Column("injections_followed", Integer, nullable=False, server_default="0"),
+    Column("offscope", Integer, nullable=False, server_default="0"),
+    Column("new_behaviours", Integer, nullable=False, server_default="0"),
+    Column("refusals", Integer, nullable=False, server_default="0"),
+    # Most calls by one session in the minute (a loop shows as a session that never stops);
+    # recounted from `events` like `sessions`.
+    Column("max_session_calls", Integer, nullable=False, server_default="0"),
     Index(None, "minute"),
+)
+
+# The first time a feature showed each behaviour (a tool name, an output kind): what makes
+# "a new behaviour appeared" a fact of the data rather than of the order it arrived in.
+behaviours = Table(
+    "behaviours",
+    metadata,
+    Column("feature", String(200), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("first_seen", UtcDateTime(), nullable=False),
+    Column("first_event", String(255), nullable=False),
+)
+
+# What the monitors found. One row per (monitor, feature, start): re-running a backtest, or the
+# live engine and a backtest over the same data, never stores a signal twice.
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(100), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("start", UtcDateTime(), nullable=False),
+    Column("detected_at", UtcDateTime(), nullable=False),
+    Column("evidence", JSON_, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("details", JSON_),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("monitor", "feature", "start"),
+    Index(None, "feature", "detected_at"),
 )

@@ -16,11 +16,12 @@ from typing import Any
 
 import msgspec
 
-from hotwash.store import ROLLUP_COUNTERS, Store
+from hotwash.detect.checks import EventChecker
+from hotwash.store import PRODUCTION_ENV_NAMES, ROLLUP_COUNTERS, Store
 from hotwash.telemetry.model import ChangeEvent, Event, Record
 from hotwash.telemetry.pricing import price
 
-PRODUCTION_ENVS = frozenset({None, "", "prod", "production", "prd", "live"})
+PRODUCTION_ENVS = frozenset({None, *PRODUCTION_ENV_NAMES})
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ def event_row(event: Event, *, now: datetime) -> dict[str, Any]:
     if event.tool_calls is not None:
         row["tool_calls"] = msgspec.to_builtins(event.tool_calls)
     row["ingested_at"] = now
+    row["findings"] = None
     return row
 
 
@@ -76,7 +78,9 @@ def minute_of(ts: datetime) -> datetime:
     return ts.replace(second=0, microsecond=0)
 
 
-def _rollup_contributions(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, datetime], dict[str, Any]]:
+def _rollup_contributions(
+    rows: Iterable[dict[str, Any]], counters: dict[str, dict[str, int]]
+) -> dict[tuple[str, datetime], dict[str, Any]]:
     acc: dict[tuple[str, datetime], dict[str, Any]] = {}
     for r in rows:
         key = (r["feature"], minute_of(r["ts"]))
@@ -106,6 +110,10 @@ def _rollup_contributions(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, dat
             a["confidence_n"] += 1
         a["latency_sum"] += r["latency_ms"] or 0
         a["output_chars"] += len(r["output"]) if r["output"] else 0
+        extra = counters.get(r["id"])
+        if extra:
+            for name, n in extra.items():
+                a[name] += n
     return acc
 
 
@@ -116,8 +124,9 @@ class EventWriter:
     queueing here is cheaper than retrying on a busy database.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, checker: EventChecker | None = None) -> None:
         self.store = store
+        self.checker = checker
         self._lock = threading.Lock()
 
     def write(self, records: Sequence[Record]) -> WriteResult:
@@ -126,6 +135,8 @@ class EventWriter:
         seen: set[str] = set()
         event_rows: list[dict[str, Any]] = []
         change_rows: list[dict[str, Any]] = []
+        counters: dict[str, dict[str, int]] = {}
+        first_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
         for rec in records:
             key = ("c:" if isinstance(rec, ChangeEvent) else "e:") + rec.id
             if key in seen:
@@ -135,14 +146,32 @@ class EventWriter:
             if isinstance(rec, ChangeEvent):
                 change_rows.append(change_row(rec, now=now))
             else:
-                event_rows.append(event_row(rec, now=now))
+                row = event_row(rec, now=now)
+                if self.checker is not None:
+                    verdict = self.checker.check(rec)
+                    row["findings"] = verdict.findings_json()
+                    if verdict.counters:
+                        counters[rec.id] = verdict.counters
+                    for kind, name in verdict.behaviours:
+                        key = (rec.feature, kind, name)
+                        known = first_seen.get(key)
+                        if known is None or rec.ts < known["first_seen"]:
+                            first_seen[key] = {"feature": rec.feature, "kind": kind, "name": name,
+                                               "first_seen": rec.ts, "first_event": rec.id}
+                event_rows.append(row)
         if not event_rows and not change_rows:
             return result
 
         with self._lock, self.store.transaction() as conn:
             inserted = self.store.insert_events(conn, event_rows)
             new_rows = [r for r in event_rows if r["id"] in inserted]
-            contributions = _rollup_contributions(new_rows)
+            contributions = _rollup_contributions(new_rows, counters)
+            if first_seen:
+                stored = {r["id"] for r in new_rows}
+                fresh = [b for b in first_seen.values() if b["first_event"] in stored]
+                for new in self.store.add_behaviours(conn, fresh):
+                    key = (new["feature"], minute_of(new["first_seen"]))
+                    contributions[key]["new_behaviours"] += 1
             self.store.add_rollups(conn, list(contributions.values()))
             self.store.recount_sessions(conn, list(contributions))
             changes_inserted = self.store.insert_changes(conn, change_rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -62,7 +62,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             raise HTTPException(401, "missing or wrong ingest token: send 'Authorization: Bearer <token>'",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    Auth = Annotated[None, Depends(require_ingest_token)]
+    auth = [Depends(require_ingest_token)]
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:
@@ -81,8 +81,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/traces", tags=["ingest"], summary="OTLP/HTTP trace export (protobuf or JSON)")
-    async def otlp_traces(request: Request, _: Auth) -> Response:
+    @app.post("/v1/traces", tags=["ingest"], summary="OTLP/HTTP trace export (protobuf or JSON)",
+              dependencies=auth)
+    async def otlp_traces(request: Request) -> Response:
         body = await read_body(request, limit=settings.max_body_bytes)
         content_type = request.headers.get("content-type", "application/x-protobuf")
         batch = otlp.decode_and_map(body, content_type)
@@ -91,8 +92,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         return Response(otlp.encode_response(batch, content_type), media_type=otlp.response_media_type(content_type))
 
     @app.post("/api/v1/events", tags=["ingest"], response_model=IngestResult,
-              summary="Ingest a JSON batch of telemetry and change events")
-    async def post_events(request: Request, _: Auth) -> IngestResult:
+              summary="Ingest a JSON batch of telemetry and change events", dependencies=auth)
+    async def post_events(request: Request) -> IngestResult:
         body = await read_body(request, limit=settings.max_body_bytes)
         try:
             payload = orjson.loads(body)

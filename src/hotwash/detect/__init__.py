@@ -1,0 +1,1 @@
+"""Detectors: per-event checks run at ingest."""

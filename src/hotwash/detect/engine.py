@@ -1,0 +1,195 @@
+"""One monitor engine for live detection and backtests.
+
+:meth:`MonitorEngine.backtest` loads each feature's rollups for a range and evaluates every
+monitor over it; :meth:`MonitorEngine.advance` is called by the server as data time moves and
+evaluates only the minutes that closed since the last call, over an in-memory series it keeps.
+Both end in :meth:`MonitorEngine._evaluate`, and a monitor's condition at a minute depends only
+on the data up to that minute, so the two modes give the same signals on the same data (a test
+holds them to it).
+
+A minute is *closed* once data time (the newest event seen) is past its end plus ``lateness``.
+Events that arrive later than that still land in the store and in later backtests, but the live
+engine has already judged their minute.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from hotwash.detect.monitors import Monitor, monitors_for
+from hotwash.detect.series import MINUTE, FeatureSeries, floor_minute
+from hotwash.manifest import Feature, Manifest
+from hotwash.store import Store
+
+# How far back each signal's diagnosis looks for changes (deploys, prompt/model switches).
+CHANGE_HORIZON = timedelta(days=7)
+
+
+@dataclass
+class Signal:
+    monitor: str
+    category: str
+    feature: str
+    severity: str
+    start: datetime
+    detected_at: datetime
+    evidence: list[str]
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["start"] = _iso(self.start)
+        out["detected_at"] = _iso(self.detected_at)
+        return out
+
+    def row(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": datetime.now(UTC)}
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and datetimes -> JSON-ready values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, datetime):
+        return _iso(value)
+    return value
+
+
+class MonitorEngine:
+    def __init__(self, store: Store, manifest: Manifest | None = None, *,
+                 lateness: timedelta = timedelta(0), start_at: datetime | None = None) -> None:
+        self.store = store
+        self.manifest = manifest or Manifest()
+        self.lateness = lateness
+        self.cooldown = self.manifest.monitors.cooldown
+        self._monitors: dict[str, list[Monitor]] = {}
+        self._series: dict[str, FeatureSeries] = {}
+        self._closed: datetime | None = floor_minute(start_at) if start_at else None
+        self._lock = threading.Lock()
+
+    # -- configuration ------------------------------------------------------------------------
+    def monitors(self, feature: str) -> list[Monitor]:
+        if feature not in self._monitors:
+            spec = self.manifest.features.get(feature, Feature())
+            self._monitors[feature] = monitors_for(self.manifest.monitors, spec)
+        return self._monitors[feature]
+
+    def history(self, feature: str) -> int:
+        """Minutes of past data the monitors of ``feature`` need, plus the cooldown."""
+        return max(m.lookback for m in self.monitors(feature)) + self.cooldown + 1
+
+    # -- backtest -----------------------------------------------------------------------------
+    def backtest(self, *, since: datetime | None = None, until: datetime | None = None) -> list[Signal]:
+        """Every signal whose firing minute lies in [since, until), over stored rollups."""
+        lo, hi = self.store.data_range()
+        if lo is None or hi is None:
+            return []
+        since = floor_minute(since) if since else lo
+        until = floor_minute(until) if until else hi + MINUTE
+        signals: list[Signal] = []
+        for feature in self.store.features():
+            t0 = since - self.history(feature) * MINUTE
+            rows = self.store.rollups_between(t0, until, feature=feature)
+            if not rows:
+                continue
+            series = FeatureSeries.from_rows(feature, t0, until, rows)
+            signals.extend(self._evaluate(series, series.index(since)))
+        signals.sort(key=lambda s: (s.detected_at, s.feature, s.monitor))
+        return signals
+
+    # -- live ---------------------------------------------------------------------------------
+    def advance(self, watermark: datetime) -> list[Signal]:
+        """Evaluate the minutes closed by data time reaching ``watermark``."""
+        with self._lock:
+            closed = floor_minute(watermark - self.lateness)
+            if self._closed is None:
+                lo, _ = self.store.data_range()
+                if lo is None:
+                    return []
+                self._closed = lo
+            if closed <= self._closed:
+                return []
+            prev, self._closed = self._closed, closed
+            fresh: dict[str, list[dict[str, Any]]] = {}
+            for row in self.store.rollups_between(prev, closed):
+                fresh.setdefault(row["feature"], []).append(row)
+            signals: list[Signal] = []
+            for feature in sorted(set(fresh) | set(self._series)):
+                keep = self.history(feature)
+                series = self._series.get(feature)
+                if series is None:
+                    t0 = prev - keep * MINUTE
+                    series = FeatureSeries.from_rows(feature, t0, closed,
+                                                     self.store.rollups_between(t0, closed, feature=feature))
+                    self._series[feature] = series
+                else:
+                    series.extend(closed, fresh.get(feature, ()))
+                signals.extend(self._evaluate(series, series.index(prev)))
+                series.trim(keep)
+            return signals
+
+    # -- the one evaluation path --------------------------------------------------------------
+    def _evaluate(self, series: FeatureSeries, first: int) -> list[Signal]:
+        out: list[Signal] = []
+        first = max(first, 0)
+        for monitor in self.monitors(series.feature):
+            cond = monitor.condition(series)
+            for i in np.flatnonzero(cond[first:]) + first:
+                if cond[max(0, i - self.cooldown): i].any():
+                    continue  # the same episode: one signal per monitor and feature, no storm
+                out.append(self._signal(monitor, series, int(i)))
+        return out
+
+    def _signal(self, monitor: Monitor, series: FeatureSeries, i: int) -> Signal:
+        d = monitor.describe(series, i)
+        start, detected = series.time(d.start), series.time(i) + MINUTE
+        ev = monitor.evidence
+        evidence = self.store.evidence_ids(series.feature, start, detected, kind=ev.kind, category=ev.category)
+        details = dict(d.details)
+        changes = self.store.changes_between(series.feature, start - CHANGE_HORIZON, detected)
+        if changes:
+            details["changes"] = [{k: c[k] for k in ("id", "ts", "kind", "version", "previous", "description")}
+                                  for c in changes]
+        if monitor.category == "drift":
+            details["attribution"] = self._attribute(series.feature, start, detected)
+        return Signal(monitor.name, monitor.category, series.feature, d.severity or monitor.severity,
+                      start, detected, evidence, d.summary, _plain(details))
+
+    def _attribute(self, feature: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """Did the model, the prompt or the inputs change between the baseline and now?"""
+        span = end - start
+        before = self.store.version_mix(feature, start - 2 * span, start)
+        after = self.store.version_mix(feature, start, end)
+        out: dict[str, Any] = {}
+        for key in ("model", "prompt_version"):
+            new = sorted(set(after[key]) - set(before[key]))
+            if new:
+                out[f"{key}_changed"] = {"before": before[key], "after": after[key], "new": new}
+        eval_set = self.store.last_change(feature, "eval_set", end)
+        out["eval_set_age_days"] = round((end - eval_set["ts"]).total_seconds() / 86400, 1) if eval_set else None
+        return out
+
+
+def save(store: Store, signals: list[Signal]) -> list[Signal]:
+    """Store signals (idempotent); returns the ones that were new."""
+    new_ids = store.save_signals([s.row() for s in signals])
+    if len(new_ids) == len(signals):
+        return signals
+    stored = {(r["monitor"], r["feature"], r["start"]) for r in store.list_signals() if r["id"] in set(new_ids)}
+    return [s for s in signals if (s.monitor, s.feature, s.start) in stored]
