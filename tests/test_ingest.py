@@ -183,3 +183,19 @@ def test_stored_event_keeps_every_field(store: Store, tmp_path: Path) -> None:
                 "untrusted", "tags"):
         assert got[key] == full[key], key
     assert got["latency_ms"] == 900.0 and got["feedback"] == -1.0 and got["score"] == 0.5
+
+
+def test_nul_characters_and_huge_numbers_are_refused_per_record(store: Store, tmp_path: Path) -> None:
+    # PostgreSQL cannot store U+0000 nor an INTEGER above 2**31-1: such a record must be refused
+    # on its own, with the field named, never fail the batch it came in.
+    data = (_line({**GOOD, "id": "nul", "input": "hi\u0000there"})
+            + _line({**GOOD, "id": "nul-tag", "tags": {"k": ["a", "b\u0000"]}})
+            + _line({**GOOD, "id": "big", "retry": 2**40})
+            + _line({**GOOD, "id": "ok"}))
+    report = _ingest(store, tmp_path, data)
+    assert (report.accepted, report.rejected_count) == (1, 3)
+    reasons = [r.reason for r in report.rejected]
+    assert "field 'input': contains a NUL character" in reasons[0]
+    assert "field 'tags.k[1]'" in reasons[1]
+    assert "field 'retry'" in reasons[2]
+    assert set(store.get_events(["nul", "nul-tag", "big", "ok"])) == {"ok"}

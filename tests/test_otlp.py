@@ -594,7 +594,7 @@ def test_garbage_body_is_a_400_with_a_message(live_server: LiveServer) -> None:
         r = http.post("/v1/traces", content=b"{oops", headers={"content-type": "application/json"})
         assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
         r = http.post("/v1/traces", content=b"x", headers={"content-type": "text/csv"})
-        assert r.status_code == 400 and "application/x-protobuf" in r.json()["detail"]
+        assert r.status_code == 415 and "application/x-protobuf" in r.json()["detail"]
 
 
 def test_partial_success_over_http(live_server: LiveServer, store: Store) -> None:

@@ -6,7 +6,8 @@
     ├── InputError               one telemetry record is unusable (names the place and the reason)
     │   └── RecordTooLarge       a record is over the configured size limit
     └── PayloadError             a whole request body is unusable (garbage, bad encoding)
-        └── PayloadTooLarge      a request body is over the configured size limit
+        ├── PayloadTooLarge      a request body is over the configured size limit
+        └── UnsupportedMediaType a request body of a content type hotwash does not read
 
 Messages are written for the person who reads them: what happened, where, and what to do.
 """
@@ -48,3 +49,7 @@ class PayloadError(HotwashError):
 
 class PayloadTooLarge(PayloadError):
     """A request body is over the size limit."""
+
+
+class UnsupportedMediaType(PayloadError):
+    """A request body of a content type hotwash does not read."""

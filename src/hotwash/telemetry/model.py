@@ -25,7 +25,9 @@ CHANGE_KINDS: tuple[str, ...] = ("deploy", "prompt", "model", "config", "eval_se
 
 IdStr = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Short = Annotated[str, msgspec.Meta(max_length=255)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
+# Bounded so every value fits the store's columns on every database (BIGINT, INTEGER).
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+SmallCount = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Signed = Annotated[float, msgspec.Meta(ge=-1, le=1)]
@@ -72,7 +74,7 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     latency_ms: NonNeg | None = None
     escalated: bool | None = None
     confidence: Unit | None = None
-    retry: Count | None = None
+    retry: SmallCount | None = None
     feedback: Signed | None = None
     score: float | None = None
     error: str | None = None
@@ -156,6 +158,7 @@ def parse_record(obj: object, *, where: str | None = None) -> Record:
     """Validate one decoded JSON value as a change event (``"type": "change"``) or an event."""
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", where=where)
+    _refuse_nul(obj, where)
     try:
         if obj.get("type") == "change":
             return msgspec.convert(_with_extras_in_tags(obj, _CHANGE_FIELDS), ChangeEvent)
@@ -165,8 +168,40 @@ def parse_record(obj: object, *, where: str | None = None) -> Record:
         raise InputError(_explain(exc), where=where) from None
 
 
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in a decoded value, if anywhere."""
+    if isinstance(value, str):
+        return (path or "(record)") if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else str(k)
+            found = here if "\x00" in str(k) else _nul_path(v, here)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _refuse_nul(obj: Any, where: str | None) -> None:
+    # PostgreSQL text and JSONB cannot hold U+0000; refusing the record (not the batch) with a
+    # clear reason keeps both databases storing exactly the same data.
+    found = _nul_path(obj)
+    if found:
+        raise InputError(f"field '{found}': contains a NUL character (\\u0000), which cannot be stored",
+                         where=where)
+
+
 def decode_record(raw: bytes, *, where: str | None = None) -> Record:
     """Decode and validate one JSON record from bytes (the ingest hot path)."""
+    if b"\\u0000" in raw:  # rare: take the slow path, which checks every string
+        try:
+            return parse_record(orjson.loads(raw), where=where)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON: {exc}", where=where) from None
     try:
         return _fast_decoder.decode(raw)
     except msgspec.ValidationError:

@@ -74,7 +74,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from hotwash.errors import InputError, PayloadError
+from hotwash.errors import InputError, PayloadError, UnsupportedMediaType
 from hotwash.telemetry.jsonl import Accepted, Rejected
 from hotwash.telemetry.model import Event, ToolCall, parse_record
 
@@ -161,7 +161,7 @@ def _is_json(content_type: str | None) -> bool:
         return False
     if mt == JSON or mt.endswith("+json"):
         return True
-    raise PayloadError(
+    raise UnsupportedMediaType(
         f"unsupported Content-Type {content_type!r}: send {PROTOBUF} (OTLP/protobuf) or {JSON} (OTLP/JSON)"
     )
 

@@ -13,12 +13,23 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from hotwash.errors import HotwashError, InputError, PayloadError, PayloadTooLarge, StoreError
+from hotwash.detect.checks import EventChecker
+from hotwash.detect.engine import MonitorEngine
+from hotwash.detect.engine import save as save_signals
+from hotwash.errors import (
+    HotwashError,
+    InputError,
+    PayloadError,
+    PayloadTooLarge,
+    StoreError,
+    UnsupportedMediaType,
+)
+from hotwash.manifest import load_manifest
 from hotwash.settings import Settings
 from hotwash.store import Store, open_store
 from hotwash.telemetry import otlp
-from hotwash.telemetry.model import parse_record
-from hotwash.telemetry.writer import EventWriter
+from hotwash.telemetry.model import Event, Record, parse_record
+from hotwash.telemetry.writer import EventWriter, WriteResult
 from hotwash.web.body import read_body
 
 
@@ -32,6 +43,18 @@ class StatusOut(BaseModel):
     events: int
     changes: int
     features: dict[str, int]
+    signals: int
+
+
+def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
+    """Make the records durable, then let the live engine judge the minutes they closed."""
+    result = app.state.writer.write(records)
+    events = [r.ts for r in records if isinstance(r, Event)]
+    if events:
+        signals = app.state.engine.advance(max(events))
+        if signals:
+            save_signals(app.state.store, signals)
+    return result
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
@@ -42,8 +65,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         own = store is None
         st = store or open_store(settings.resolved_database_url)
         st.check_ready()
+        manifest = load_manifest(settings.manifest)
         app.state.store = st
-        app.state.writer = EventWriter(st)
+        app.state.writer = EventWriter(st, EventChecker(manifest))
+        _, last = st.data_range()
+        # Minutes before the newest stored one were judged by an earlier run (or `hotwash detect`).
+        app.state.engine = MonitorEngine(st, manifest, start_at=last)
         try:
             yield
         finally:
@@ -68,6 +95,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413)
 
+    @app.exception_handler(UnsupportedMediaType)
+    async def _media_type(_: Request, exc: UnsupportedMediaType) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=415)
+
     @app.exception_handler(PayloadError)
     async def _bad_payload(_: Request, exc: PayloadError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -88,7 +119,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         content_type = request.headers.get("content-type", "application/x-protobuf")
         batch = otlp.decode_and_map(body, content_type)
         if batch.records:
-            await run_in_threadpool(request.app.state.writer.write, batch.records)
+            await run_in_threadpool(_write_and_detect, request.app, batch.records)
         return Response(otlp.encode_response(batch, content_type), media_type=otlp.response_media_type(content_type))
 
     @app.post("/api/v1/events", tags=["ingest"], response_model=IngestResult,
@@ -109,7 +140,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             except InputError as exc:
                 rejected.append({"index": i, "id": obj.get("id") if isinstance(obj, dict) else None,
                                  "reason": exc.reason})
-        result = await run_in_threadpool(request.app.state.writer.write, records)
+        result = await run_in_threadpool(_write_and_detect, request.app, records)
         return IngestResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
 
     @app.get("/api/v1/status", tags=["store"], response_model=StatusOut)

@@ -1,0 +1,85 @@
+"""The JSON ingest API through the real app (in-process ASGI), on both databases."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from hotwash.settings import get_settings
+from hotwash.store import Store
+from hotwash.web import create_app
+
+EVENT = {"id": "a1", "ts": "2026-11-27T04:25:28Z", "feature": "support-bot", "tokens_in": 10}
+
+
+@pytest.fixture
+def client(store: Store, tmp_path, db_url: str) -> Iterator[TestClient]:
+    settings = get_settings(home=tmp_path / ".hotwash", database_url=db_url, ingest_token="s3cret",
+                            max_body_bytes=20_000)
+    with TestClient(create_app(settings, store=store)) as c:
+        c.headers["authorization"] = "Bearer s3cret"
+        yield c
+
+
+def test_token_is_required_and_checked(client: TestClient) -> None:
+    body = {"events": [EVENT]}
+    assert client.post("/api/v1/events", json=body, headers={"authorization": ""}).status_code == 401
+    wrong = client.post("/api/v1/events", json=body, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "ingest token" in wrong.json()["detail"]
+    assert client.post("/v1/traces", content=b"", headers={"authorization": "Basic x"}).status_code == 401
+    assert client.post("/api/v1/events", json=body).status_code == 200
+
+
+def test_batch_with_bad_records_reports_each_and_keeps_the_rest(client: TestClient, store: Store) -> None:
+    body = [EVENT, {"id": "a2", "feature": "x"}, "nope", {**EVENT, "id": "a3", "confidence": 7},
+            {"type": "change", "id": "c1", "ts": "2026-11-27T04:00:00Z", "feature": "support-bot",
+             "kind": "prompt", "version": "v2"}]
+    r = client.post("/api/v1/events", json=body)
+    assert r.status_code == 200
+    out = r.json()
+    assert out["accepted"] == 2 and out["duplicates"] == 0
+    assert [(x["index"], x["id"]) for x in out["rejected"]] == [(1, "a2"), (2, None), (3, "a3")]
+    assert "missing required field 'ts'" in out["rejected"][0]["reason"]
+    assert "field 'confidence'" in out["rejected"][2]["reason"]
+    again = client.post("/api/v1/events", json=body).json()
+    assert again["accepted"] == 0 and again["duplicates"] == 2
+    assert client.get("/api/v1/status").json() == {"events": 1, "changes": 1, "features": {"support-bot": 1},
+                                                 "signals": 0}
+
+
+def test_gzip_garbage_and_oversized_bodies(client: TestClient) -> None:
+    packed = gzip.compress(orjson.dumps({"events": [EVENT]}))
+    ok = client.post("/api/v1/events", content=packed,
+                     headers={"content-encoding": "gzip", "content-type": "application/json"})
+    assert ok.status_code == 200 and ok.json()["accepted"] == 1
+    bad = client.post("/api/v1/events", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["detail"]
+    shape = client.post("/api/v1/events", json={"event": []})
+    assert shape.status_code == 400 and "JSON array of events" in shape.json()["detail"]
+    big = client.post("/api/v1/events", json={"events": [{**EVENT, "input": "x" * 30_000}]})
+    assert big.status_code == 413
+    bomb = gzip.compress(b"[" + b" " * 5_000_000 + b"]")  # tiny on the wire, 5 MB unpacked
+    assert len(bomb) < 20_000
+    r = client.post("/api/v1/events", content=bomb, headers={"content-encoding": "gzip"})
+    assert r.status_code == 413 and "decompressed" in r.json()["detail"]
+    assert client.post("/api/v1/events", content=b"x", headers={"content-encoding": "br"}).status_code == 400
+
+
+def test_openapi_document_lists_the_ingest_endpoints(client: TestClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json()
+    assert {"/v1/traces", "/api/v1/events", "/api/v1/status"} <= set(doc["paths"])
+
+
+def test_serve_refuses_an_open_address_without_a_token(tmp_path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("HOTWASH_")}
+    r = subprocess.run([sys.executable, "-m", "hotwash", "serve", "--host", "0.0.0.0"], env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2 and "HOTWASH_INGEST_TOKEN" in r.stderr
