@@ -14,12 +14,11 @@ from importlib.resources import files
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, bindparam, func, literal, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, literal, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -284,8 +283,7 @@ class Store:
     def _has_finding(self, category: str) -> Any:
         # JSON containment is dialect-specific; this is the one place that knows both spellings.
         if self.dialect == "postgresql":
-            return events.c.findings.op("@>")(func.cast(orjson.dumps([{"category": category}]).decode(),
-                                                        postgresql.JSONB))
+            return type_coerce(events.c.findings, postgresql.JSONB).contains([{"category": category}])
         each = func.json_each(events.c.findings).table_valued("value").alias("f")
         return (select(literal(1)).select_from(each)
                 .where(func.json_extract(each.c.value, "$.category") == category).exists())
