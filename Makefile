@@ -20,7 +20,7 @@ services:
 	bash scripts/services.sh
 
 lint: setup
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check .
 
 test: setup services lint
 	$(PY) -m pytest

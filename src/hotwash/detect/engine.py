@@ -28,6 +28,8 @@ from hotwash.store import Store
 
 # How far back each signal's diagnosis looks for changes (deploys, prompt/model switches).
 CHANGE_HORIZON = timedelta(days=7)
+# A relative change of mean input size that counts as an input-distribution shift.
+INPUT_SHIFT = 0.25
 
 
 @dataclass
@@ -181,6 +183,14 @@ class MonitorEngine:
             new = sorted(set(after[key]) - set(before[key]))
             if new:
                 out[f"{key}_changed"] = {"before": before[key], "after": after[key], "new": new}
+        shifted = {}
+        p0 = self.store.input_profile(feature, start - 2 * span, start)
+        p1 = self.store.input_profile(feature, start, end)
+        for key in ("mean_tokens_in", "mean_input_chars"):
+            if p0[key] > 0 and abs(p1[key] / p0[key] - 1) >= INPUT_SHIFT:
+                shifted[key] = {"before": round(p0[key], 1), "after": round(p1[key], 1)}
+        if shifted:
+            out["input_shift"] = shifted
         eval_set = self.store.last_change(feature, "eval_set", end)
         out["eval_set_age_days"] = round((end - eval_set["ts"]).total_seconds() / 86400, 1) if eval_set else None
         return out

@@ -324,6 +324,14 @@ class Store:
                 out[col.name] = {str(k): n for k, n in rows}
         return out
 
+    def input_profile(self, feature: str, start: datetime, end: datetime) -> dict[str, float]:
+        """Calls, mean input tokens and mean input length in the window: the input distribution."""
+        query = select(func.count(), func.avg(events.c.tokens_in), func.avg(func.length(events.c.input))).where(
+            events.c.feature == feature, events.c.ts >= start, events.c.ts < end)
+        with self.engine.connect() as conn:
+            n, tokens, chars = conn.execute(query).one()
+        return {"calls": int(n), "mean_tokens_in": float(tokens or 0), "mean_input_chars": float(chars or 0)}
+
     def changes_between(self, feature: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         query = (select(changes).where(changes.c.feature == feature, changes.c.ts >= start, changes.c.ts < end)
                  .order_by(changes.c.ts, changes.c.id))
