@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,16 +154,23 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
 def detect(
     since: Annotated[str | None, typer.Option(help="Only signals that fired at or after this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Only signals that fired before this time.")] = None,
+    notify: Annotated[bool, typer.Option(help="Alert the configured channels about new signals.")] = True,
     json_: JsonOpt = False,
 ) -> None:
     """Run every monitor over the stored telemetry (backtest) and store the signals it finds."""
     from hotwash.detect.engine import MonitorEngine, save
+    from hotwash.notify import open_dispatcher, with_ids
 
     settings = _settings()
+    manifest = load_manifest(settings.manifest)
     store = _store(settings)
-    engine = MonitorEngine(store, load_manifest(settings.manifest))
+    engine = MonitorEngine(store, manifest)
     signals = engine.backtest(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"))
     new = save(store, signals)
+    dispatcher = open_dispatcher(store, manifest.notify, os.environ) if notify and new else None
+    if dispatcher is not None:
+        dispatcher.submit(with_ids(store, new))
+        dispatcher.close(timeout=30)
     store.dispose()
     if json_:
         for sig in signals:

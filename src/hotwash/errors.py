@@ -3,6 +3,7 @@
     HotwashError                 base: catch this to catch anything hotwash means to raise
     ├── ConfigError              settings or hotwash.yaml are invalid (names the key and what was expected)
     ├── StoreError               the database is unreachable, or its schema is not migrated
+    ├── DeliveryError            an alert could not be delivered to a channel
     ├── InputError               one telemetry record is unusable (names the place and the reason)
     │   └── RecordTooLarge       a record is over the configured size limit
     └── PayloadError             a whole request body is unusable (garbage, bad encoding)
@@ -53,3 +54,17 @@ class PayloadTooLarge(PayloadError):
 
 class UnsupportedMediaType(PayloadError):
     """A request body of a content type hotwash does not read."""
+
+
+class DeliveryError(HotwashError):
+    """An alert did not reach a channel. ``reason`` is readable and never contains a secret
+    (webhook URLs and keys are left out); ``retryable`` says whether another attempt can help;
+    ``retry_after`` is the receiver's own hint, in seconds."""
+
+    def __init__(self, reason: str, *, retryable: bool = True, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status

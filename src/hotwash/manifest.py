@@ -129,10 +129,99 @@ class MonitorSettings(_Strict):
     rules: list[Rule] = Field(default_factory=list)
 
 
+# -- notify: where alerts go ---------------------------------------------------------------------
+# Secrets (a Slack webhook URL carries its token, a signing secret, a PagerDuty routing key) are
+# never written in hotwash.yaml, which lives in a repository: a channel names the environment
+# variable that holds each one, and `hotwash.notify.build_notifiers` reads it.
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+
+# Keys someone might write a secret under, and the key that names its environment variable instead.
+_INLINE_SECRETS = {"secret": "secret_env", "routing_key": "routing_key_env", "webhook_url": "url_env",
+                   "token": "secret_env"}
+
+
+def _check_channel(value: object) -> object:
+    """Refuse secrets written inline, with a message that says where they go instead."""
+    if not isinstance(value, dict):
+        return value
+    for key, env_key in _INLINE_SECRETS.items():
+        if key in value:
+            raise ValueError(f"{key!r} must not be written in hotwash.yaml: put it in an environment variable "
+                             f"and give that variable's name as {env_key!r}")
+    kind = value.get("type")
+    if kind == "slack" and "url" in value:
+        raise ValueError("a Slack webhook URL is a secret: put it in an environment variable and give that "
+                         "variable's name as 'url_env'")
+    if kind in {"webhook", "alertmanager"} and ("url" in value) == ("url_env" in value):
+        raise ValueError(f"this {kind} channel needs exactly one of 'url' and 'url_env'")
+    return value
+
+
+class _Channel(_Strict):
+    # Unique among the channels; defaults to the type. Deliveries are recorded under this name.
+    name: str | None = Field(default=None, pattern=r"^[a-z0-9_.-]+$")
+    # The least severe signal this channel is told about (SEV1 is the most severe).
+    min_severity: Severity = "SEV4"
+
+
+class SlackChannel(_Channel):
+    type: Literal["slack"]
+    url_env: EnvName
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: HttpUrl | None = None
+    url_env: EnvName | None = None
+    # Unsigned webhooks are not offered: a receiver must be able to tell hotwash from anyone else.
+    secret_env: EnvName
+
+
+class PagerDutyChannel(_Channel):
+    type: Literal["pagerduty"]
+    routing_key_env: EnvName
+    url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
+
+
+class AlertmanagerChannel(_Channel):
+    type: Literal["alertmanager"]
+    url: HttpUrl | None = None
+    url_env: EnvName | None = None
+
+
+NotifyChannel = Annotated[
+    SlackChannel | WebhookChannel | PagerDutyChannel | AlertmanagerChannel,
+    Field(discriminator="type"),
+    BeforeValidator(_check_channel),
+]
+
+
+def _unique_channel_names(value: object) -> object:
+    if isinstance(value, list):
+        names = [c.get("name") or c.get("type") for c in value if isinstance(c, dict)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"channel names must be unique, {twice[0]!r} is used twice: give each a 'name'")
+    return value
+
+
+class NotifySettings(_Strict):
+    """Where alerts go (``notify:`` in hotwash.yaml). No channels: nobody is alerted."""
+
+    channels: Annotated[list[NotifyChannel], BeforeValidator(_unique_channel_names)] = Field(default_factory=list)
+    # Signals of one feature and category within this window become one alert (no storms).
+    group_window: Minutes = 5
+    # Where people open hotwash: alerts link to it. None: alerts carry no link.
+    base_url: HttpUrl | None = None
+
+
 class Manifest(_Strict):
     version: Literal[1] = 1
     features: dict[str, Feature] = Field(default_factory=dict)
     monitors: MonitorSettings = Field(default_factory=MonitorSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 STARTER_MANIFEST = """\

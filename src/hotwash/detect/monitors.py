@@ -18,6 +18,7 @@ from scipy import stats
 
 from hotwash.detect.series import FeatureSeries, block_sums, lagged_sum, safe_div, window_sum
 from hotwash.manifest import Feature, MonitorSettings, Rule
+from hotwash.store.tables import CONFIDENCE_BINS
 
 WEEK = 7 * 1440
 DAY = 1440
@@ -218,6 +219,43 @@ class EscalationRate(_Windowed):
                            f"escalation rate of {s.feature} {_pct(rate)} over the last {w} min, "
                            f"baseline {_pct(p0)} ({source})",
                            {"rate": rate, "baseline": p0, "escalated": int(k), "events": int(n), "window_min": w})
+
+
+class Calibration:
+    """Expected calibration error of ``confidence`` against the outcome "handled by the AI"
+    (not escalated, no negative feedback), over an hour, against the week before. A model that
+    stays confident while handing more cases to people shows here before the rate moves."""
+
+    name = "escalation.calibration"
+    category = "escalation_overload"
+    severity = "SEV3"
+    evidence = Evidence("escalated")
+    window = 60
+
+    def __init__(self, cfg: MonitorSettings) -> None:
+        self.lookback = WEEK + self.window
+
+    @staticmethod
+    def _ece(s: FeatureSeries, w: int, lag: int) -> tuple[np.ndarray, np.ndarray]:
+        n = np.zeros(len(s))
+        gap = np.zeros(len(s))
+        for b in range(CONFIDENCE_BINS):
+            nb = lagged_sum(s[f"conf_n_{b}"], w, lag)
+            gap += np.abs(lagged_sum(s[f"conf_ok_{b}"], w, lag) - lagged_sum(s[f"conf_sum_{b}"], w, lag))
+            n += nb
+        return safe_div(gap, n), n
+
+    def condition(self, s: FeatureSeries) -> np.ndarray:
+        ece, n = self._ece(s, self.window, 0)
+        base, n0 = self._ece(s, WEEK, self.window)
+        return (n >= 100) & (n0 >= MIN_BASELINE) & (ece >= np.maximum(0.15, 2 * base))
+
+    def describe(self, s: FeatureSeries, i: int) -> Description:
+        ece, n = (a[i] for a in self._ece(s, self.window, 0))
+        base = self._ece(s, WEEK, self.window)[0][i]
+        return Description(max(0, i - self.window + 1),
+                           f"confidence of {s.feature} is miscalibrated: ECE {ece:.2f} over the last hour "
+                           f"({int(n)} calls), {base:.2f} the week before", {"ece": ece, "baseline_ece": base})
 
 
 # --------------------------------------------------------------------------- cost
@@ -583,8 +621,9 @@ def monitors_for(cfg: MonitorSettings, spec: Feature) -> list[Monitor]:
     """Every monitor for one feature, built-in families first, then the user's rules."""
     built: list[Monitor] = [
         HallucinationRate(cfg), Ungrounded(cfg), InjectionFollowed(cfg), InjectionAttempts(cfg),
-        EscalationRate(cfg, spec), CostSpike(cfg), CostCreep(cfg, spec), SessionLoop(cfg), RetryStorm(cfg),
-        NonProdTraffic(cfg), BudgetBreach(cfg, spec), OffManifest(cfg), NewBehaviour(cfg), QualityDrift(cfg),
+        EscalationRate(cfg, spec), Calibration(cfg), CostSpike(cfg), CostCreep(cfg, spec), SessionLoop(cfg),
+        RetryStorm(cfg), NonProdTraffic(cfg), BudgetBreach(cfg, spec), OffManifest(cfg), NewBehaviour(cfg),
+        QualityDrift(cfg),
     ]
     built.extend(UserRule(r) for r in cfg.rules)
     return built

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hotwash.store.tables import CONFIDENCE_BINS
+
 MINUTE = timedelta(minutes=1)
 
 # The rollup columns a series carries (everything numeric of `rollups`).
@@ -22,6 +24,7 @@ COLUMNS = (
     "sessions", "nonprod", "score_sum", "score_n", "feedback_sum", "feedback_n", "confidence_sum",
     "confidence_n", "latency_sum", "output_chars", "judged", "hallucinated", "ungrounded", "injections",
     "injections_followed", "offscope", "new_behaviours", "refusals", "max_session_calls",
+    *[f"conf_{part}_{b}" for b in range(CONFIDENCE_BINS) for part in ("n", "sum", "ok")],
 )
 
 

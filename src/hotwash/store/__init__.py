@@ -368,6 +368,57 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    # -- notification deliveries ------------------------------------------------------------
+    def signal_ids(self, keys: Iterable[tuple[str, str, datetime]]) -> dict[tuple[str, str, datetime], int]:
+        """The stored id of each signal named by its (monitor, feature, start) key."""
+        # Aware datetimes hash and compare by instant, whatever their offset.
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        query = select(signals.c.id, signals.c.monitor, signals.c.feature, signals.c.start).where(
+            signals.c.feature.in_(sorted({k[1] for k in wanted})),
+            signals.c.start.in_(sorted({k[2] for k in wanted})))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {(m, f, s): i for i, m, f, s in rows if (m, f, s) in wanted}
+
+    def record_deliveries(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store the outcome of delivering signals to a channel; one row per (signal_id, channel),
+        a later outcome replacing an earlier one."""
+        from hotwash.store.tables import deliveries
+
+        if not rows:
+            return
+        stmt = self._insert(deliveries)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["signal_id", "channel"],
+            set_={name: getattr(stmt.excluded, name) for name in ("status", "attempts", "last_error", "updated_at")},
+        )
+        with self.transaction() as conn:
+            conn.execute(stmt, list(rows))
+
+    def list_deliveries(self, *, signal_id: int | None = None, channel: str | None = None,
+                        status: str | None = None) -> list[dict[str, Any]]:
+        from hotwash.store.tables import deliveries
+
+        query = select(deliveries).order_by(deliveries.c.signal_id, deliveries.c.channel)
+        for column, value in ((deliveries.c.signal_id, signal_id), (deliveries.c.channel, channel),
+                              (deliveries.c.status, status)):
+            if value is not None:
+                query = query.where(column == value)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def count_failed_deliveries(self, *, channel: str | None = None) -> int:
+        """Deliveries that did not get through: failed after retries, or dropped."""
+        from hotwash.store.tables import deliveries
+
+        query = select(func.count()).select_from(deliveries).where(deliveries.c.status.in_(["failed", "dropped"]))
+        if channel is not None:
+            query = query.where(deliveries.c.channel == channel)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
 
 def open_store(url: str, *, migrate: bool = False) -> Store:
     """Open the store at ``url``; with ``migrate`` bring its schema up to date first."""

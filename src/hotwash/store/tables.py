@@ -88,6 +88,8 @@ changes = Table(
     Index(None, "feature", "ts"),
 )
 
+CONFIDENCE_BINS = 5
+
 # Per feature, per minute aggregates maintained at ingest, so monitors never rescan raw events.
 rollups = Table(
     "rollups",
@@ -126,6 +128,10 @@ rollups = Table(
     # Most calls by one session in the minute (a loop shows as a session that never stops);
     # recounted from `events` like `sessions`.
     Column("max_session_calls", Integer, nullable=False, server_default="0"),
+    # Confidence calibration (migration 0004): per confidence quintile b, the calls, the sum of
+    # their confidence, and how many the AI handled (not escalated, no negative feedback).
+    *[Column(f"conf_{part}_{b}", Float if part == "sum" else Integer, nullable=False, server_default="0")
+      for b in range(CONFIDENCE_BINS) for part in ("n", "sum", "ok")],
     Index(None, "minute"),
 )
 
@@ -159,4 +165,19 @@ signals = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("monitor", "feature", "start"),
     Index(None, "feature", "detected_at"),
+)
+
+# Where each signal's alert went: one row per (signal, channel) with the final outcome of its
+# delivery — sent, failed (after retries; the reason kept) or dropped (the queue was full).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("signal_id", Integer, primary_key=True, autoincrement=False),
+    Column("channel", String(100), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    # The UI and health checks count what did not get through.
+    Index(None, "status"),
 )

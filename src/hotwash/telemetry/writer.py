@@ -18,6 +18,7 @@ import msgspec
 
 from hotwash.detect.checks import EventChecker
 from hotwash.store import PRODUCTION_ENV_NAMES, ROLLUP_COUNTERS, Store
+from hotwash.store.tables import CONFIDENCE_BINS
 from hotwash.telemetry.model import ChangeEvent, Event, Record
 from hotwash.telemetry.pricing import price
 
@@ -110,6 +111,13 @@ def _rollup_contributions(
             a["confidence_n"] += 1
         a["latency_sum"] += r["latency_ms"] or 0
         a["output_chars"] += len(r["output"]) if r["output"] else 0
+        conf = r["confidence"]
+        if conf is not None:
+            b = min(int(conf * CONFIDENCE_BINS), CONFIDENCE_BINS - 1)
+            a[f"conf_n_{b}"] += 1
+            a[f"conf_sum_{b}"] += conf
+            fb = r["feedback"]
+            a[f"conf_ok_{b}"] += 0 if r["escalated"] or (fb is not None and fb < 0) else 1
         extra = counters.get(r["id"])
         if extra:
             for name, n in extra.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,7 @@ from hotwash.errors import (
     UnsupportedMediaType,
 )
 from hotwash.manifest import load_manifest
+from hotwash.notify import open_dispatcher, with_ids
 from hotwash.settings import Settings
 from hotwash.store import Store, open_store
 from hotwash.telemetry import otlp
@@ -52,8 +54,9 @@ def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
     events = [r.ts for r in records if isinstance(r, Event)]
     if events:
         signals = app.state.engine.advance(max(events))
-        if signals:
-            save_signals(app.state.store, signals)
+        new = save_signals(app.state.store, signals) if signals else []
+        if new and app.state.dispatcher is not None:
+            app.state.dispatcher.submit(with_ids(app.state.store, new))  # never blocks: queued per channel
     return result
 
 
@@ -71,9 +74,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         _, last = st.data_range()
         # Minutes before the newest stored one were judged by an earlier run (or `hotwash detect`).
         app.state.engine = MonitorEngine(st, manifest, start_at=last)
+        app.state.dispatcher = open_dispatcher(st, manifest.notify, os.environ)
         try:
             yield
         finally:
+            if app.state.dispatcher is not None:
+                app.state.dispatcher.close(timeout=10)
             if own:
                 st.dispose()
 
