@@ -306,13 +306,13 @@ def _is_loopback(host: str) -> bool:
 @app.command()
 def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the simulation, print a summary, exit.")] = False,
-    events: Annotated[int, typer.Option(help="How many events to simulate.")] = 20_000,
+    weeks: Annotated[int, typer.Option(min=1, max=8, help="Weeks of traffic to simulate.")] = 4,
     json_: JsonOpt = False,
 ) -> None:
-    """Simulate production AI features in ./hotwash-demo, ingest them, and show what was stored."""
+    """Simulate weeks of three AI features failing in all six ways, detect it, show what was found."""
     from hotwash.demo.run import run_demo
 
-    summary = run_demo(Path("hotwash-demo"), events=events, console=err if json_ else out)
+    summary = run_demo(Path("hotwash-demo"), weeks=weeks, console=err if json_ else out)
     if json_:
         _print_json(summary)
     if not no_serve and not json_:

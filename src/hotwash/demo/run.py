@@ -1,20 +1,27 @@
-"""``hotwash demo``: a fresh workspace, simulated production traffic, ingested and summarised."""
+"""``hotwash demo``: a fresh workspace, weeks of simulated production traffic with every kind
+of failure, ingested through the real path and judged by every monitor."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hotwash.demo.sample import FEATURES, write_jsonl
+from hotwash.demo.scenarios import demo_weeks
+from hotwash.detect.checks import EventChecker
+from hotwash.detect.engine import MonitorEngine, save
+from hotwash.manifest import load_manifest
 from hotwash.settings import get_settings
 from hotwash.store import open_store
 from hotwash.telemetry.ingest import Quarantine, ingest_streams, open_inputs
 from hotwash.telemetry.writer import EventWriter
 
+# Kept for tests and examples that want a small manifest of the three demo features.
 _DEMO_MANIFEST = """\
 version: 1
 features:
@@ -37,42 +44,53 @@ features:
 """
 
 
-def run_demo(workspace: Path, *, events: int, console: Console) -> dict[str, Any]:
+def run_demo(workspace: Path, *, weeks: int, console: Console) -> dict[str, Any]:
+    """Simulate ``weeks`` of traffic into a fresh ``workspace`` and detect what went wrong."""
+    if (workspace / ".hotwash").exists():
+        shutil.rmtree(workspace / ".hotwash")  # a fresh store each run: the demo is reproducible
     workspace.mkdir(parents=True, exist_ok=True)
-    manifest = workspace / "hotwash.yaml"
-    if not manifest.exists():
-        manifest.write_text(_DEMO_MANIFEST, encoding="utf-8")
-    settings = get_settings(home=workspace / ".hotwash", manifest=manifest,
+    scenario = demo_weeks(weeks=weeks)
+    manifest_path = workspace / "hotwash.yaml"
+    manifest_path.write_text(scenario.manifest_yaml(), encoding="utf-8")
+    settings = get_settings(home=workspace / ".hotwash", manifest=manifest_path,
                             database_url=f"sqlite:///{(workspace / '.hotwash' / 'hotwash.db').as_posix()}")
+    manifest = load_manifest(manifest_path)
     store = open_store(settings.resolved_database_url, migrate=True)
     sample = workspace / "telemetry.jsonl"
-    console.print(f"simulating {events:,} calls of {', '.join(FEATURES)} into {sample}")
-    write_jsonl(str(sample), events)
-    with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("ingest", total=events)
+    console.print(f"simulating {weeks} weeks of {', '.join(scenario.features)} into {sample}")
+    total = scenario.write_jsonl(str(sample))
+    with Progress(TextColumn("[bold]ingest + per-event checks"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("ingest", total=total)
         report = ingest_streams(
-            open_inputs([str(sample)]), writer=EventWriter(store),
+            open_inputs([str(sample)]), writer=EventWriter(store, EventChecker(manifest)),
             quarantine=Quarantine(settings.quarantine_dir), batch_size=settings.batch_size,
             max_record_bytes=settings.max_record_bytes,
             on_batch=lambda _n, _l, _p, r: progress.advance(task, r.accepted + r.duplicates),
         )
+    signals = MonitorEngine(store, manifest).backtest()
+    save(store, signals)
     status = store.status()
     rollups = store.rollup_rows()
     store.dispose()
+
     spend = sum(r["cost_usd"] for r in rollups)
-    table = Table(title=f"stored in {workspace}/.hotwash/hotwash.db")
-    table.add_column("feature")
-    table.add_column("events", justify="right")
-    table.add_column("spend (USD)", justify="right")
-    table.add_column("escalation rate", justify="right")
-    for feature, count in status["features"].items():
-        rows = [r for r in rollups if r["feature"] == feature]
-        esc = sum(r["escalations"] for r in rows) / max(count, 1)
-        table.add_row(feature, f"{count:,}", f"{sum(r['cost_usd'] for r in rows):,.2f}", f"{esc:.1%}")
+    table = Table(title=f"what the monitors found in {weeks} weeks ({len(signals)} signals)")
+    for col in ("detected (UTC)", "sev", "feature", "category", "summary"):
+        table.add_column(col)
+    for sig in signals:
+        table.add_row(sig.detected_at.strftime("%m-%d %H:%M"), sig.severity, sig.feature, sig.category,
+                      escape(sig.summary))
     console.print(table)
-    console.print(f"accepted {report.accepted:,} · duplicates {report.duplicates:,} · "
-                  f"rejected {report.rejected_count:,} · {len(rollups):,} minute rollups · "
-                  f"spend ${spend:,.2f}")
-    return {"workspace": str(workspace), **report.to_json(), "store": status,
-            "rollup_minutes": len(rollups), "spend_usd": round(spend, 4)}
+    injected = sorted(scenario.failures, key=lambda f: f.onset)
+    caught = 0
+    for f in injected:
+        hit = next((s for s in signals if s.category == f.category and s.feature == f.feature
+                    and s.detected_at > f.onset and (f.end is None or s.start < f.end)), None)
+        caught += hit is not None
+    console.print(f"stored {status['events']:,} events and {status['changes']:,} changes · "
+                  f"{report.rejected_count:,} rejected · spend ${spend:,.2f} · "
+                  f"{caught} of {len(injected)} injected failures detected")
+    return {"workspace": str(workspace), **report.to_json(), "store": status, "spend_usd": round(spend, 4),
+            "signals": [s.to_json() for s in signals], "failures_injected": len(injected),
+            "failures_detected": caught}

@@ -61,6 +61,12 @@ def _binom_sf(k: np.ndarray, n: np.ndarray, p: np.ndarray | float) -> np.ndarray
         return np.where(n > 0, stats.binom.sf(k - 1, n.astype(np.int64), p), 1.0)
 
 
+def _first_data(s: FeatureSeries) -> int:
+    """Index of the series' first minute with traffic (its length if none)."""
+    seen = s["events"] > 0
+    return int(np.argmax(seen)) if seen.any() else len(s)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -323,8 +329,11 @@ class CostCreep:
         r0, r1 = self._ratios(s)
         minute_of_day = (np.arange(len(s)) + int(s.t0.hour * 60 + s.t0.minute)) % DAY
         midnight = minute_of_day == DAY - 1
-        full = lagged_sum(s["events"], WEEK, 2 * WEEK) >= MIN_BASELINE
-        thr = 1 + 0.6 * self.growth
+        # All three weeks must lie inside the feature's data: a week that starts before the first
+        # event would read as growth.
+        full = (np.arange(len(s)) >= _first_data(s) + 3 * WEEK - 1) & (
+            lagged_sum(s["events"], WEEK, 2 * WEEK) >= MIN_BASELINE)
+        thr = 1 + 0.8 * self.growth
         return midnight & full & (r0 >= thr) & (r1 >= thr)
 
     def describe(self, s: FeatureSeries, i: int) -> Description:
@@ -464,9 +473,7 @@ class NewBehaviour:
         self.learning = cfg.new_behaviour_learning
 
     def condition(self, s: FeatureSeries) -> np.ndarray:
-        seen = np.cumsum(s["events"]) > 0
-        first = int(np.argmax(seen)) if seen.any() else len(s)
-        learned = np.arange(len(s)) >= first + self.learning
+        learned = np.arange(len(s)) >= _first_data(s) + self.learning
         return learned & (s["new_behaviours"] >= 1)
 
     def describe(self, s: FeatureSeries, i: int) -> Description:
