@@ -84,3 +84,17 @@ def test_serve_refuses_an_open_address_without_a_token(tmp_path, monkeypatch) ->
     r = subprocess.run([sys.executable, "-m", "hotwash", "serve", "--host", "0.0.0.0"], env=env,  # noqa: S104
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 2 and "HOTWASH_INGEST_TOKEN" in r.stderr
+
+
+def test_live_detection_runs_off_the_request_path(store: Store, tmp_path, db_url: str) -> None:
+    manifest = tmp_path / "hotwash.yaml"
+    manifest.write_text("features:\n  bot:\n    capabilities: {tools: [search_kb]}\n")
+    settings = get_settings(home=tmp_path / ".hotwash", database_url=db_url, manifest=manifest)
+    calls = [{"id": f"e{i}", "ts": f"2026-11-27T04:{i:02d}:00Z", "feature": "bot",
+              "tool_calls": [{"name": "delete_account" if i == 3 else "search_kb"}]} for i in range(6)]
+    with TestClient(create_app(settings, store=store)) as c:
+        for ev in calls:  # one call a minute: minute 3 closes when the minute-4 event arrives
+            assert c.post("/api/v1/events", json=[ev]).status_code == 200
+        assert c.app.state.live.wait_idle(timeout=20)
+        (sig,) = store.list_signals()
+    assert (sig["monitor"], sig["feature"], sig["evidence"]) == ("scope.off_manifest", "bot", ["e3"])

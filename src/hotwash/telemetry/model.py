@@ -154,11 +154,15 @@ def _drop_nested_extras(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def parse_record(obj: object, *, where: str | None = None) -> Record:
-    """Validate one decoded JSON value as a change event (``"type": "change"``) or an event."""
+def parse_record(obj: object, *, where: str | None = None, nul_checked: bool = False) -> Record:
+    """Validate one decoded JSON value as a change event (``"type": "change"``) or an event.
+
+    ``nul_checked``: the caller has already made every string NUL-free (the OTLP mapper does).
+    """
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", where=where)
-    _refuse_nul(obj, where)
+    if not nul_checked:
+        _refuse_nul(obj, where)
     try:
         if obj.get("type") == "change":
             return msgspec.convert(_with_extras_in_tags(obj, _CHANGE_FIELDS), ChangeEvent)

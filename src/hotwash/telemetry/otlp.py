@@ -839,7 +839,7 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
     clean = _json_safe({k: v for k, v in rec.items() if v is not None and k != "ts"})
     clean["ts"] = rec["ts"]
     try:
-        record = parse_record(clean)
+        record = parse_record(clean, nul_checked=True)  # _json_safe replaced every NUL
     except InputError as exc:
         raise InputError(_name_attribute(exc.reason, sources)) from None
     assert isinstance(record, Event)

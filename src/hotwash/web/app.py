@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hotwash.detect.checks import EventChecker
 from hotwash.detect.engine import MonitorEngine
-from hotwash.detect.engine import save as save_signals
+from hotwash.detect.live import LiveDetector
 from hotwash.errors import (
     HotwashError,
     InputError,
@@ -49,15 +49,19 @@ class StatusOut(BaseModel):
 
 
 def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
-    """Make the records durable, then let the live engine judge the minutes they closed."""
+    """Make the records durable, then tell the live detector how far data time has come."""
     result = app.state.writer.write(records)
     events = [r.ts for r in records if isinstance(r, Event)]
     if events:
-        signals = app.state.engine.advance(max(events))
-        new = save_signals(app.state.store, signals) if signals else []
-        if new and app.state.dispatcher is not None:
-            app.state.dispatcher.submit(with_ids(app.state.store, new))  # never blocks: queued per channel
+        app.state.live.observe(max(events))
     return result
+
+
+def _map_write_and_detect(app: FastAPI, body: bytes, content_type: str) -> otlp.OtlpBatch:
+    batch = otlp.decode_and_map(body, content_type)
+    if batch.records:
+        _write_and_detect(app, batch.records)
+    return batch
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
@@ -74,12 +78,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         _, last = st.data_range()
         # Minutes before the newest stored one were judged by an earlier run (or `hotwash detect`).
         app.state.engine = MonitorEngine(st, manifest, start_at=last)
-        app.state.dispatcher = open_dispatcher(st, manifest.notify, os.environ)
+        dispatcher = open_dispatcher(st, manifest.notify, os.environ)
+        app.state.dispatcher = dispatcher
+        on_signals = (lambda new: dispatcher.submit(with_ids(st, new))) if dispatcher is not None else None
+        app.state.live = LiveDetector(st, app.state.engine, on_signals=on_signals)
         try:
             yield
         finally:
-            if app.state.dispatcher is not None:
-                app.state.dispatcher.close(timeout=10)
+            app.state.live.close(timeout=10)
+            if dispatcher is not None:
+                dispatcher.close(timeout=10)
             if own:
                 st.dispose()
 
@@ -123,9 +131,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     async def otlp_traces(request: Request) -> Response:
         body = await read_body(request, limit=settings.max_body_bytes)
         content_type = request.headers.get("content-type", "application/x-protobuf")
-        batch = otlp.decode_and_map(body, content_type)
-        if batch.records:
-            await run_in_threadpool(_write_and_detect, request.app, batch.records)
+        # Mapping is CPU work: off the event loop, with the write.
+        batch = await run_in_threadpool(_map_write_and_detect, request.app, body, content_type)
         return Response(otlp.encode_response(batch, content_type), media_type=otlp.response_media_type(content_type))
 
     @app.post("/api/v1/events", tags=["ingest"], response_model=IngestResult,

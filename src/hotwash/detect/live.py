@@ -1,0 +1,75 @@
+"""Live detection off the request path: the server reports data time, a thread judges it.
+
+Ingest requests only raise the watermark (the newest event time seen) and return; one background
+thread calls :meth:`MonitorEngine.advance` with the latest watermark, stores the new signals and
+hands them to the alert dispatcher. Several requests arriving together cost one engine pass, and a
+slow pass never delays an acknowledgement.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from hotwash.detect.engine import MonitorEngine, Signal, save
+from hotwash.store import Store
+
+log = logging.getLogger("hotwash.detect")
+
+
+class LiveDetector:
+    def __init__(self, store: Store, engine: MonitorEngine, *,
+                 on_signals: Callable[[list[Signal]], None] | None = None, interval: float = 0.2) -> None:
+        self.store, self.engine, self.on_signals, self.interval = store, engine, on_signals, interval
+        self._watermark: datetime | None = None
+        self._done: datetime | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._stop = False
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="hotwash-live-detector", daemon=True)
+        self._thread.start()
+
+    def observe(self, watermark: datetime) -> None:
+        """Data time reached ``watermark`` (the events up to it are durable)."""
+        with self._lock:
+            if self._watermark is None or watermark > self._watermark:
+                self._watermark = watermark
+        self._wake.set()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every observed watermark has been judged (tests, shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._watermark is None or self._done == self._watermark, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.wait_idle(timeout)
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                watermark = self._watermark
+            if watermark is None or watermark == self._done:
+                continue
+            try:
+                signals = self.engine.advance(watermark)
+                new = save(self.store, signals) if signals else []
+                if new and self.on_signals is not None:
+                    self.on_signals(new)
+            except Exception:  # keep judging later data; the failure is logged and counted
+                self.errors += 1
+                log.exception("live detection failed at data time %s; it continues with later data", watermark)
+            with self._idle:
+                self._done = watermark
+                self._idle.notify_all()
+            if not self._stop:
+                time.sleep(self.interval)  # let requests accumulate: one pass per interval, not per request
