@@ -14,17 +14,19 @@ from importlib.resources import files
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, bindparam, func, literal, select, type_coerce, update
+from sqlalchemy import JSON, Connection, Engine, Table, bindparam, func, literal, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hotwash.errors import StoreError
 from hotwash.store.engine import make_engine
 from hotwash.store.tables import behaviours, changes, events, metadata, rollups, signals
+from hotwash.store.types import UtcDateTime
 
 __all__ = ["RECOUNTED", "ROLLUP_COUNTERS", "Store", "open_store"]
 
@@ -48,6 +50,22 @@ def _alembic_config(connection: Connection) -> Config:
     cfg.set_main_option("script_location", str(files("hotwash.store") / "migrations"))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _last_value_memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Remember the last conversion: a batch shares one ``ingested_at``, formatted once."""
+    last: list[Any] = [object(), None]
+
+    def convert(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, proc(value)
+        return last[1]
+
+    return convert
 
 
 class Store:
@@ -148,9 +166,12 @@ class Store:
         getter = itemgetter(*(c.name for c in table.columns))
         converters = []
         for i, column in enumerate(table.columns):
+            if isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON):
+                converters.append((i, _json_text))  # what SQLAlchemy's JSON type does, minus its wrapper
+                continue
             proc = column.type.bind_processor(self.engine.dialect)
             if proc is not None:
-                converters.append((i, proc))
+                converters.append((i, _last_value_memo(proc) if isinstance(column.type, UtcDateTime) else proc))
         return getter, converters
 
     @cache  # noqa: B019
