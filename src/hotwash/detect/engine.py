@@ -107,10 +107,9 @@ class MonitorEngine:
         signals: list[Signal] = []
         for feature in self.store.features():
             t0 = since - self.history(feature) * MINUTE
-            rows = self.store.rollups_between(t0, until, feature=feature)
-            if not rows:
+            series = FeatureSeries.load(self.store, feature, t0, until)
+            if not series["events"].any():
                 continue
-            series = FeatureSeries.from_rows(feature, t0, until, rows)
             signals.extend(self._evaluate(series, series.index(since)))
         signals.sort(key=lambda s: (s.detected_at, s.feature, s.monitor))
         return signals
@@ -136,9 +135,7 @@ class MonitorEngine:
                 keep = self.history(feature)
                 series = self._series.get(feature)
                 if series is None:
-                    t0 = prev - keep * MINUTE
-                    series = FeatureSeries.from_rows(feature, t0, closed,
-                                                     self.store.rollups_between(t0, closed, feature=feature))
+                    series = FeatureSeries.load(self.store, feature, prev - keep * MINUTE, closed)
                     self._series[feature] = series
                 else:
                     series.extend(closed, fresh.get(feature, ()))

@@ -73,6 +73,19 @@ class FeatureSeries:
                 self.cols[name] = arr[drop:].copy()
 
     @classmethod
+    def load(cls, store: Any, feature: str, t0: datetime, until: datetime) -> FeatureSeries:
+        """The series of ``feature`` over [t0, until) straight from the store, vectorised."""
+        series = cls(feature, t0)
+        series.extend(until, ())
+        minutes, values = store.rollup_matrix(feature, series.t0, until, COLUMNS)
+        if minutes:
+            idx = np.asarray(minutes, dtype=np.int64)
+            matrix = np.asarray(values, dtype=float)
+            for j, name in enumerate(COLUMNS):
+                series.cols[name][idx] = matrix[:, j]
+        return series
+
+    @classmethod
     def from_rows(cls, feature: str, t0: datetime, until: datetime,
                   rows: Iterable[Mapping[str, Any]]) -> FeatureSeries:
         series = cls(feature, t0)

@@ -19,7 +19,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Connection, Engine, Table, bindparam, func, literal, select, type_coerce, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -300,6 +313,25 @@ class Store:
             query = query.where(rollups.c.feature == feature)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def rollup_matrix(self, feature: str, start: datetime, end: datetime, columns: Sequence[str]
+                      ) -> tuple[list[int], list[tuple[float, ...]]]:
+        """Minutes since ``start`` and the named rollup columns as plain tuples: the fast read for
+        monitor series (the database computes the offsets, no timestamp is parsed in Python)."""
+        cols = [getattr(rollups.c, name) for name in columns]
+        if self.dialect == "sqlite":
+            offset = func.cast(func.round((func.julianday(type_coerce(rollups.c.minute, String))
+                                           - func.julianday(bindparam("t0", start, type_=UtcDateTime()))) * 1440),
+                               Integer)
+        else:
+            offset = func.cast(func.round(func.extract("epoch", rollups.c.minute - bindparam(
+                "t0", start, type_=UtcDateTime())) / 60), Integer)
+        query = (select(offset, *cols)
+                 .where(rollups.c.feature == feature, rollups.c.minute >= start, rollups.c.minute < end)
+                 .order_by(rollups.c.minute))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [r[0] for r in rows], [tuple(r[1:]) for r in rows]
 
     def _has_finding(self, category: str) -> Any:
         # JSON containment is dialect-specific; this is the one place that knows both spellings.
