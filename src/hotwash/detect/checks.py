@@ -8,6 +8,7 @@ event and the feature manifest, so a backtest sees exactly what live ingest saw.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,9 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 
+# Findings below this score are not stored unless flagged.
+_KEEP_FROM = 0.3
+
 COUNTERS = ("judged", "hallucinated", "ungrounded", "injections", "injections_followed", "offscope", "refusals")
 
 
@@ -43,6 +47,70 @@ class EventVerdict:
 
 def is_refusal(output: str | None) -> bool:
     return bool(output) and _REFUSAL.match(output[:160]) is not None
+
+
+_ALL_CHANNELS = frozenset(["input", "context", "tool_calls"])
+_WANTED: dict[tuple[str, ...], frozenset[str]] = {}  # untrusted list -> channel kinds it names
+
+
+def _wanted(event: Event) -> frozenset[str]:
+    untrusted = event.untrusted
+    if untrusted is None:
+        return _ALL_CHANNELS
+    key = tuple(untrusted)
+    wanted = _WANTED.get(key)
+    if wanted is None:
+        wanted = frozenset(u.split("[", 1)[0] for u in untrusted)
+        if len(_WANTED) < 256:
+            _WANTED[key] = wanted
+    return wanted
+
+
+def _tool_text(res: Any) -> str:
+    """A tool result as the scanner reads it (as ``injection._iter_channels`` renders it)."""
+    if isinstance(res, str):
+        return res
+    res = msgspec.to_builtins(res)
+    try:
+        return json.dumps(res, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(res)
+
+
+def _injection_findings(event: Event) -> list[Finding]:
+    """``injection.scan_event(_as_dict(event))`` less the findings the checks drop (below ``_KEEP_FROM``
+    and not flagged), read straight from the struct (nothing converted): the same channels in the same
+    order as ``injection._iter_channels``, each name built only for a channel that scores."""
+    scan = injection._scan_cached
+    wanted = _wanted(event)
+    hits = []
+    top = 0.0
+    inp = event.input
+    if "input" in wanted and isinstance(inp, str) and inp:
+        score, ev = scan(inp, "input")
+        if score > 0.0:
+            hits.append(("injection.direct", "input", score, ev))
+            top = score
+    if "context" in wanted and event.context:
+        for i, doc in enumerate(event.context):
+            text = doc.text
+            if isinstance(text, str) and text:
+                score, ev = scan(text, "context")
+                if score > 0.0:
+                    top = max(top, score)
+                    ident = doc.id
+                    hits.append(("injection.indirect", f"context[{ident if ident not in (None, '') else i}]",
+                                 score, ev))
+    if event.tool_calls:
+        for i, call in enumerate(event.tool_calls):
+            if call.result is not None and (res := _tool_text(call.result)):
+                score, ev = scan(res, "tool")
+                if score > 0.0:
+                    top = max(top, score)
+                    hits.append(("injection.indirect", f"tool_calls[{i}].result", score, ev))
+    if top < _KEEP_FROM and top < injection.DEFAULT_THRESHOLD:
+        return []  # every finding would be below _KEEP_FROM and not flagged
+    return injection._findings(hits, _KEEP_FROM)
 
 
 def _as_dict(event: Event) -> dict[str, Any]:
@@ -68,14 +136,16 @@ class EventChecker:
 
     def check(self, event: Event) -> EventVerdict:
         spec = self.feature(event.feature)
-        verdict = EventVerdict()
-        tools = [c.name for c in event.tool_calls or ()]
-        verdict.behaviours = [("tool", t) for t in dict.fromkeys(tools)]
-        output_kind = (event.tags or {}).get("output_kind")
+        calls = event.tool_calls
+        tools = [c.name for c in calls] if calls else []
+        behaviours = [("tool", t) for t in dict.fromkeys(tools)] if tools else []
+        tags = event.tags
+        output_kind = tags.get("output_kind") if tags else None
         if isinstance(output_kind, str):
-            verdict.behaviours.append(("output", output_kind))
+            behaviours.append(("output", output_kind))
+        verdict = EventVerdict([], {}, behaviours)
 
-        off_manifest = self._scope(spec, tools, output_kind, verdict)
+        off_manifest = self._scope(spec, tools, output_kind, verdict) if tools or output_kind is not None else []
         self._injection(event, spec, off_manifest, verdict)
         self._grounding(event, spec, verdict)
         if is_refusal(event.output):
@@ -97,8 +167,8 @@ class EventChecker:
         return off
 
     def _injection(self, event: Event, spec: Feature, off_manifest: list[str], verdict: EventVerdict) -> None:
-        found = injection.scan_event(_as_dict(event))
-        flagged = [f for f in found if f.flagged]
+        found = _injection_findings(event)  # only those kept: flagged or >= _KEEP_FROM
+        flagged = [f for f in found if f.flagged] if found else found
         followed: list[str] = []
         if spec.canaries and event.output:
             score, leaks = injection.output_leaks(event.output, spec.canaries)
@@ -109,7 +179,8 @@ class EventChecker:
             followed.extend(f"off-manifest tool call '{t}' after injected text" for t in off_manifest)
             if event.output and any(self._obeyed(event, f) for f in flagged):
                 followed.append("the output does what the injected text asked")
-        verdict.findings.extend(f for f in found if f.flagged or f.score >= 0.3)
+        if found:
+            verdict.findings.extend(found)  # all flagged or >= _KEEP_FROM (min_score above)
         if flagged or followed:
             verdict.counters["injections"] = 1
         if followed:
@@ -132,12 +203,14 @@ class EventChecker:
                     "hallucination", "grounding.missing", 1.0, True,
                     ["feature is marked grounding: required, but the call retrieved no context"]))
             return
-        result = grounding.check_grounding(event.output, contexts, question=event.input)
-        if not result.judgeable or result.score is None:
+        # check_grounding's score, flag and quotes (quoted only when kept), without its reason
+        result = grounding._verdict(event.output, contexts, event.input, _KEEP_FROM)
+        if result is None:  # not judgeable
             return
+        score, flagged, unsupported = result
         verdict.counters["judged"] = 1
-        if result.flagged:
+        if flagged:
             verdict.counters["hallucinated"] = 1
-        if result.flagged or result.score >= 0.3:
-            verdict.findings.append(Finding("hallucination", "grounding.unsupported", round(result.score, 4),
-                                            result.flagged, [s[:200] for s in result.unsupported[:8]]))
+        if flagged or score >= _KEEP_FROM:
+            verdict.findings.append(Finding("hallucination", "grounding.unsupported", round(score, 4),
+                                            flagged, [s[:200] for s in unsupported[:8]]))

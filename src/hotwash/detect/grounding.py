@@ -14,9 +14,11 @@ Without any context the checker refuses to judge (``judgeable=False``, ``score=N
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
+import operator
 import re
 import warnings
 from dataclasses import dataclass
@@ -597,21 +599,125 @@ def _info(tok: str) -> tuple[int, str, int]:
     return info
 
 
-class _Support:
-    """Everything a context offers as support, built once per context string."""
+_Info = tuple[int, str, int]
+_NL_INFO: _Info = (_STOP, "", 0)
+# whitespace-separated piece of text -> (the _info of each _WORD_RE token in it, the stems of its
+# non-stop tokens). Tokens never span whitespace (a citation id like "[2, 5]" can: texts with "["
+# are tokenised whole), and "\n" is a token of its own, so a text's tokens are its pieces' tokens in
+# order, with a "\n" between lines.
+_PIECES: dict[str, tuple[tuple[_Info, ...], tuple[str, ...]]] = {}
 
-    __slots__ = ("bigrams", "fourgrams", "has_neg", "low", "ntok", "nums", "stems")
+
+def _piece(w: str) -> tuple[tuple[_Info, ...], tuple[str, ...]]:
+    if w.isdigit() and w.isascii():  # a plain number, its own value
+        return ((_NUM, w, 0),), (w,)
+    infos = tuple(_INFO.get(t) or _info(t) for t in _WORD_RE.findall(w))
+    r = infos, tuple(i[1] for i in infos if i[0] != _STOP)
+    if len(_PIECES) < 200_000 and sum(map(str.isdigit, w)) < 4:  # ids, dates, amounts are seldom seen twice
+        _PIECES[w] = r
+    return r
+
+
+def _pieces(text: str) -> list[tuple[tuple[_Info, ...], tuple[str, ...]]]:
+    get = _PIECES.get
+    if "\n" not in text:
+        words = text.split()
+        parts = list(map(get, words))
+        if None in parts:
+            i = parts.index(None)
+            while True:
+                parts[i] = _piece(words[i])
+                try:
+                    i = parts.index(None, i + 1)
+                except ValueError:
+                    break
+        return parts
+    parts = []
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            parts.append(((_NL_INFO,), ()))
+        for w in line.split():
+            p = get(w)
+            parts.append(p if p is not None else _piece(w))
+    return parts
+
+
+_INFOS_OF = operator.itemgetter(0)
+_STEMS_OF = operator.itemgetter(1)
+
+
+def _token_infos(text: str) -> list[_Info]:
+    """``[_info(t) for t in _WORD_RE.findall(text)]``, from memoised whitespace-separated pieces."""
+    if "[" in text:
+        return [_INFO.get(t) or _info(t) for t in _WORD_RE.findall(text)]
+    return list(itertools.chain.from_iterable(map(_INFOS_OF, _pieces(text))))
+
+
+class _Support:
+    """Everything a context offers as support, built once per context string (parts on first use)."""
+
+    __slots__ = ("_bigrams", "_fourgrams", "_has_neg", "_low", "_nums", "infos", "ntok", "seq", "stems", "text")
 
     def __init__(self, text: str) -> None:
-        infos = [_info(t) for t in _WORD_RE.findall(text)]
-        seq = [i[1] for i in infos if i[0] != _STOP]
+        if "[" in text:
+            infos = [_INFO.get(t) or _info(t) for t in _WORD_RE.findall(text)]
+            seq = [i[1] for i in infos if i[0] != _STOP]
+        else:
+            parts = _pieces(text)
+            infos = list(itertools.chain.from_iterable(map(_INFOS_OF, parts)))
+            seq = list(itertools.chain.from_iterable(map(_STEMS_OF, parts)))
+        self.text = text
+        self.infos = infos
+        self.seq = seq
         self.stems = set(seq)
-        self.nums = {i[1] for i in infos if i[0] == _NUM or i[0] == _NUMWORD}
-        self.bigrams = set(itertools.pairwise(seq))
-        self.fourgrams = set(zip(seq, seq[1:], seq[2:], seq[3:], strict=False))
-        self.has_neg = any(i[2] & _F_NEG for i in infos)
-        self.low = " ".join(text.lower().split())
         self.ntok = len(seq)
+        self._bigrams: set[tuple[str, str]] | None = None
+        self._fourgrams: set[tuple[tuple[str, str], tuple[str, str]]] | None = None
+        self._nums: set[str] | None = None
+        self._has_neg: bool | None = None
+        self._low: str | None = None
+
+    @property
+    def bigrams(self) -> set[tuple[str, str]]:
+        if self._bigrams is None:
+            self._bigrams = set(itertools.pairwise(self.seq))
+        return self._bigrams
+
+    @property
+    def fourgrams(self) -> set[tuple[tuple[str, str], tuple[str, str]]]:
+        """The 4-grams (a, b, c, d), each as its two bigrams ((a, b), (c, d))."""
+        if self._fourgrams is None:
+            bigrams = list(itertools.pairwise(self.seq))
+            self._fourgrams = set(zip(bigrams, bigrams[2:]))  # noqa: B905 - two shorter on purpose
+        return self._fourgrams
+
+    @property
+    def nums(self) -> set[str]:
+        if self._nums is None:
+            self._nums = {i[1] for i in self.infos if i[0] == _NUM or i[0] == _NUMWORD}
+        return self._nums
+
+    @property
+    def has_neg(self) -> bool:
+        if self._has_neg is None:
+            self._has_neg = any(i[2] & _F_NEG for i in self.infos)
+        return self._has_neg
+
+    @property
+    def low(self) -> str:
+        if self._low is None:
+            self._low = " ".join(self.text.lower().split())
+        return self._low
+
+    # membership of the output's items, the same answers as the union of several contexts would give
+    def stems_among(self, stems: set[str]) -> set[str]:
+        return stems & self.stems
+
+    def has_num(self, v: str) -> bool:
+        return v in self.nums
+
+    def views(self) -> list[_Support]:
+        return [self]
 
 
 @lru_cache(maxsize=512)
@@ -619,18 +725,80 @@ def _support(text: str) -> _Support:
     return _Support(text)
 
 
-def _merge(parts: list[_Support]) -> _Support:
+class _Union:
+    """The pooled n-grams of several contexts, each kind built on first use."""
+
+    __slots__ = ("_bigrams", "_fourgrams", "parts", "stems")
+
+    def __init__(self, parts: list[_Support]) -> None:
+        self.parts = parts
+        self.stems = set().union(*(p.stems for p in parts))
+        self._bigrams: set[tuple[str, str]] | None = None
+        self._fourgrams: set[tuple[tuple[str, str], tuple[str, str]]] | None = None
+
+    @property
+    def bigrams(self) -> set[tuple[str, str]]:
+        if self._bigrams is None:
+            self._bigrams = set().union(*(p.bigrams for p in self.parts))
+        return self._bigrams
+
+    @property
+    def fourgrams(self) -> set[tuple[tuple[str, str], tuple[str, str]]]:
+        if self._fourgrams is None:
+            self._fourgrams = set().union(*(p.fourgrams for p in self.parts))
+        return self._fourgrams
+
+
+class _Merged:
+    """Several contexts pooled: :class:`_Support`'s interface. Answered part by part the first time (no
+    unions to build); a merged support that is asked again (it is cached) pools them once."""
+
+    __slots__ = ("_asked", "_low", "_union", "ntok", "parts")
+
+    def __init__(self, parts: list[_Support]) -> None:
+        self.parts = parts
+        self.ntok = sum(p.ntok for p in parts)
+        self._low: str | None = None
+        self._union: _Union | None = None
+        self._asked = False
+
+    def views(self) -> list[_Support] | list[_Union]:
+        """Objects with ``stems``, ``bigrams`` and ``fourgrams`` whose union is this support's."""
+        if self._union is not None:
+            return [self._union]
+        if self._asked:
+            self._union = _Union(self.parts)
+            return [self._union]
+        self._asked = True
+        return self.parts
+
+    def stems_among(self, stems: set[str]) -> set[str]:
+        return set().union(*(stems & v.stems for v in self.views()))
+
+    def has_num(self, v: str) -> bool:
+        return any(v in p.nums for p in self.parts)
+
+    @property
+    def has_neg(self) -> bool:
+        return any(p.has_neg for p in self.parts)
+
+    @property
+    def low(self) -> str:
+        if self._low is None:
+            self._low = "\n".join(p.low for p in self.parts)
+        return self._low
+
+
+def _merge(parts: list[_Support]) -> _Support | _Merged:
     if len(parts) == 1:
         return parts[0]
-    m = _Support.__new__(_Support)
-    m.stems = set().union(*(p.stems for p in parts))
-    m.nums = set().union(*(p.nums for p in parts))
-    m.bigrams = set().union(*(p.bigrams for p in parts))
-    m.fourgrams = set().union(*(p.fourgrams for p in parts))
-    m.has_neg = any(p.has_neg for p in parts)
-    m.low = "\n".join(p.low for p in parts)
-    m.ntok = sum(p.ntok for p in parts)
-    return m
+    return _Merged(parts)
+
+
+@lru_cache(maxsize=256)
+def _merged_support(docs: tuple[str, ...]) -> _Support | _Merged:
+    """The pooled support of non-empty ``docs`` (the same documents are retrieved together again)."""
+    return _merge([_support(c) for c in docs])
 
 
 FEATURE_NAMES = (
@@ -663,30 +831,56 @@ FEATURE_NAMES = (
 @dataclass(slots=True)
 class _Analysis:
     x: dict[str, float]
-    spans: list[tuple[int, int, str]]  # (start, end, kind) of unsupported material in the output
+    bad: list[tuple[int, str]]  # (token index, kind) of unsupported tokens; see spans()
+    quotes: list[tuple[int, int, str]]  # (start, end, "quote") of unsupported quotations
     counts: dict[str, int]
+    output: str
+
+    @property
+    def spans(self) -> list[tuple[int, int, str]]:
+        """(start, end, kind) of unsupported material in the output."""
+        out = []
+        if self.bad:
+            output = self.output
+            # the j-th token's span (a token's text is never found earlier: the gaps between tokens hold
+            # nothing a token could start with, so this is where searching the token text from the end of
+            # the previous one lands too)
+            matches = list(itertools.islice(_WORD_RE.finditer(output), self.bad[-1][0] + 1))
+            for j, kind in self.bad:
+                start, end = matches[j].span()
+                if kind == "number" and start > 0 and output[start - 1] in "$£€¥":
+                    start -= 1
+                out.append((start, end, kind))
+        return out + self.quotes
 
 
-def _analyse(output: str, ctx: _Support, q: _Support | None) -> _Analysis:
-    raw = _WORD_RE.findall(output)
-    qstems = q.stems if q is not None else frozenset()
-    qnums = q.nums if q is not None else frozenset()
-    cstems = ctx.stems
-    cnums = ctx.nums
+_NOT_BIGRAM_FEATURES = frozenset(FEATURE_NAMES) - {"bigram_novel", "bigram_novel_ctx", "log_bnovel", "uncov2"}
+
+
+def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: bool = True) -> _Analysis:
+    """The features of ``output`` against its context (and question).
+
+    ``full=False`` may leave out the n-gram features the model of the output's regime does not use
+    (the context's 4-grams are then never built); every feature present has the same value.
+    """
+    if "[" in output:
+        infos = [_INFO.get(t) or _info(t) for t in _WORD_RE.findall(output)]
+        seq = [i[1] for i in infos if i[0] != _STOP]
+    else:
+        parts = _pieces(output)
+        infos = list(itertools.chain.from_iterable(map(_INFOS_OF, parts)))
+        seq = list(itertools.chain.from_iterable(map(_STEMS_OF, parts)))  # the stems of the non-stop tokens
+    out_stems = set(seq)
+    cstems = ctx.stems_among(out_stems)  # only the output's stems are ever looked up
+    qstems = q.stems_among(out_stems) if q is not None else frozenset()
 
     content = novel = novel_ctx = hard = entity = 0
     first = second = opinion = neg = 0
     sent_content = sent_novel = novel_sents = long_novel = 0
     max_sent = 0.0
     sent_start = True
-    bad: list[tuple[int, int, str]] = []
-    seq: list[str] = []
-    pos = 0
-    find = output.find
-    for tok in raw:
-        start = find(tok, pos)  # tokens come in order; the gaps hold no letters or digits
-        pos = start + len(tok)
-        kind, st, flags = _info(tok)
+    bad: list[tuple[int, str]] = []
+    for j, (kind, st, flags) in enumerate(infos):
         if kind == _STOP:  # sentence boundary
             if sent_content:
                 r = sent_novel / sent_content
@@ -697,7 +891,6 @@ def _analyse(output: str, ctx: _Support, q: _Support | None) -> _Analysis:
             sent_content = sent_novel = 0
             sent_start = True
             continue
-        seq.append(st)
         if kind == _FUNCTION:
             if flags:
                 if flags & _F_FIRST:
@@ -713,9 +906,9 @@ def _analyse(output: str, ctx: _Support, q: _Support | None) -> _Analysis:
         if kind == _CONTENT:
             content += 1
             sent_content += 1
-            if flags & _F_OPINION and st not in cstems:
-                opinion += 1
             if st not in cstems:
+                if flags & _F_OPINION:
+                    opinion += 1
                 novel_ctx += 1
                 if st not in qstems:
                     novel += 1
@@ -724,21 +917,20 @@ def _analyse(output: str, ctx: _Support, q: _Support | None) -> _Analysis:
                         long_novel += 1
                     if flags & _F_UPPER and not sent_start:
                         entity += 1
-                        bad.append((start, pos, "entity"))
+                        bad.append((j, "entity"))
                     else:
-                        bad.append((start, pos, "word"))
+                        bad.append((j, "word"))
             sent_start = False
             continue
         sent_start = False
         if kind in (_NUM, _NUMWORD):
-            if st not in cnums and st not in qnums and (kind == _NUM or st not in cstems):
+            if (not ctx.has_num(st) and (q is None or not q.has_num(st))
+                    and (kind == _NUM or st not in cstems)):
                 hard += 1
-                if start > 0 and output[start - 1] in "$£€¥":
-                    start -= 1
-                bad.append((start, pos, "number"))
+                bad.append((j, "number"))
         elif st not in ctx.low:  # URL / citation id
             hard += 1
-            bad.append((start, pos, "citation"))
+            bad.append((j, "citation"))
     if sent_content:
         r = sent_novel / sent_content
         if sent_content >= 3 and r > max_sent:
@@ -748,34 +940,30 @@ def _analyse(output: str, ctx: _Support, q: _Support | None) -> _Analysis:
     n = len(seq)
 
     # quoted text must appear verbatim (modulo case/whitespace)
-    for m in _QUOTE_RE.finditer(output):
-        quote = " ".join(m.group(1).lower().split())
-        if len(quote.split()) >= 2 and quote not in ctx.low:
-            hard += 1
-            bad.append((m.start(), m.end(), "quote"))
-
-    bigrams = list(itertools.pairwise(seq))
-    qbig = q.bigrams if q is not None else frozenset()
-    bnovel = sum(1 for b in bigrams if b not in ctx.bigrams and b not in qbig)
-    bnovel_ctx = sum(1 for b in bigrams if b not in ctx.bigrams)
-    nall = sum(1 for st in seq if st not in cstems)
-    cov2 = [False] * n
-    for i, b in enumerate(bigrams):
-        if b in ctx.bigrams or b in qbig:
-            cov2[i] = cov2[i + 1] = True
-    covered = [False] * n
-    for i in range(n - 3):
-        if (seq[i], seq[i + 1], seq[i + 2], seq[i + 3]) in ctx.fourgrams:
-            covered[i] = covered[i + 1] = covered[i + 2] = covered[i + 3] = True
+    quotes: list[tuple[int, int, str]] = []
+    if '"' in output or "“" in output or "”" in output:
+        for m in _QUOTE_RE.finditer(output):
+            quote = " ".join(m.group(1).lower().split())
+            if len(quote.split()) >= 2 and quote not in ctx.low:
+                hard += 1
+                quotes.append((m.start(), m.end(), "quote"))
 
     long = 1.0 if n > LONG_MIN_TOKENS else 0.0
+    need = _MODEL_USES["long" if long else "short"] if not full else _ALL_FEATURES
+    nb = n - 1 if n > 1 else 0  # number of bigrams
+    if (nb and not need <= _NOT_BIGRAM_FEATURES) or (n > 3 and "uncopied" in need):
+        bnovel, bnovel_ctx, cov2, covered = _ngram_counts(seq, ctx, q, need)
+    else:
+        bnovel = bnovel_ctx = cov2 = covered = 0
+    nall = n - sum(map(cstems.__contains__, seq))
+
     x = {
         "novel": novel / content if content else 0.0,
         "novel_ctx": novel_ctx / content if content else 0.0,
         "log_novel": math.log1p(novel),
         "max_sent": max_sent if max_sent else (novel / content if content else 0.0),
-        "bigram_novel": bnovel / len(bigrams) if bigrams else 0.0,
-        "uncopied": 1.0 - (sum(covered) / n) if n else 0.0,
+        "bigram_novel": bnovel / nb if nb else 0.0,
+        "uncopied": 1.0 - (covered / n) if n else 0.0,
         "hard": float(min(hard, 3)),
         "entity": float(min(entity, 5)),
         "neg": 1.0 if neg and not ctx.has_neg else 0.0,
@@ -785,16 +973,46 @@ def _analyse(output: str, ctx: _Support, q: _Support | None) -> _Analysis:
         "long": long,
         "log_ctx": math.log1p(ctx.ntok),
         "q_echo": (novel_ctx - novel) / content if content else 0.0,
-        "uncov2": 1.0 - (sum(cov2) / n) if n else 0.0,
+        "uncov2": 1.0 - (cov2 / n) if n else 0.0,
         "log_bnovel": math.log1p(bnovel),
         "novel_sents": math.log1p(novel_sents),
         "long_novel": math.log1p(long_novel),
         "novel_all": nall / n if n else 0.0,
-        "bigram_novel_ctx": bnovel_ctx / len(bigrams) if bigrams else 0.0,
+        "bigram_novel_ctx": bnovel_ctx / nb if nb else 0.0,
         "opinion": opinion / n if n else 0.0,
         "second_person": second / n if n else 0.0,
     }
-    return _Analysis(x, bad, {"content": content, "novel": novel, "hard": hard, "entity": entity})
+    return _Analysis(x, bad, quotes, {"content": content, "novel": novel, "hard": hard, "entity": entity}, output)
+
+
+def _ngram_counts(seq: list[str], ctx: _Support | _Merged, q: _Support | None, need: frozenset[str],
+                  ) -> tuple[int, int, int, int]:
+    """(bigrams in neither context nor question, bigrams not in the context, tokens covered by a bigram
+    of either, tokens covered by a 4-gram of one context) of the output's stem sequence ``seq``."""
+    n = len(seq)
+    nb = n - 1
+    bigrams = list(itertools.pairwise(seq))
+    views = ctx.views()
+    hits = [list(map(v.bigrams.__contains__, bigrams)) for v in views]
+    in_ctx = functools.reduce(lambda a, b: list(map(operator.or_, a, b)), hits)
+    bnovel_ctx = in_ctx.count(False)
+    ok = in_ctx
+    if q is not None and bnovel_ctx:
+        ok = list(map(operator.or_, in_ctx, map(q.bigrams.__contains__, bigrams)))
+    bnovel = ok.count(False)
+    cov2 = covered = 0
+    if "uncov2" in need:
+        at = list(itertools.compress(range(nb), ok))
+        cov2 = len(set(at).union(map((1).__add__, at)))
+    if n > 3 and "uncopied" in need:
+        quads = list(zip(bigrams, bigrams[2:]))  # noqa: B905 - the 4-gram at i as its bigrams i and i + 2
+        found: set[int] = set()
+        for v, h in zip(views, hits, strict=True):
+            if h.count(True) >= 3:  # a context's 4-gram has its three bigrams in that context
+                found.update(itertools.compress(range(n - 3), map(v.fourgrams.__contains__, quads)))
+        if found:
+            covered = len(found.union(map((1).__add__, found), map((2).__add__, found), map((3).__add__, found)))
+    return bnovel, bnovel_ctx, cov2, covered
 
 
 # Two regimes, chosen by output length: a chat-style answer (a sentence or two) and a long-form
@@ -834,9 +1052,8 @@ class _Linear:
         return cls(tuple(m["features"]), tuple(scaled), offset)
 
     def score(self, x: dict[str, float]) -> float:
-        z = self.offset
-        for c, k in zip(self.coef, self.names, strict=True):
-            z += c * x[k]
+        # offset + c1 * x1 + c2 * x2 ..., added in this order
+        z = functools.reduce(operator.add, map(operator.mul, self.coef, map(x.__getitem__, self.names)), self.offset)
         if z < -30:
             return 0.0
         return 1.0 / (1.0 + math.exp(-z))
@@ -865,6 +1082,9 @@ def _load_models() -> tuple[dict[str, _Linear], float]:
 
 
 _MODELS, DEFAULT_THRESHOLD = _load_models()
+_ALL_FEATURES = frozenset(FEATURE_NAMES)
+# what scoring an output of each regime reads: its model's features, "hard" (floor) and "long" (regime)
+_MODEL_USES = {name: frozenset(m.names) | {"hard", "long"} for name, m in _MODELS.items()}
 
 
 # A number, date, URL, citation id or quotation the context does not contain is a hard claim:
@@ -933,9 +1153,9 @@ def check_grounding(
         )
     if not output or not output.strip():
         return GroundingResult(True, 0.0, False, [], "The output is empty; it makes no claims.")
-    ctx = _merge([_support(c) for c in docs])
+    ctx = _merged_support(tuple(docs))
     q = _support(question) if question and question.strip() else None
-    a = _analyse(output, ctx, q)
+    a = _analyse(output, ctx, q, full=False)
     score = _score(a.x)
     thr = DEFAULT_THRESHOLD if threshold is None else threshold
     flagged = score >= thr
@@ -954,3 +1174,31 @@ def check_grounding(
             f"Looks grounded: {c['content'] - c['novel']} of {c['content']} content words are supported by the context."
         )
     return GroundingResult(True, round(score, 4), flagged, unsupported, reason)
+
+
+def _verdict(output: str, contexts: list[str], question: str | None, quote_from: float,
+             ) -> tuple[float, bool, tuple[str, ...]] | None:
+    """``check_grounding``'s (rounded score, flagged, unsupported) for the checks at ingest, without the
+    reason; None when not judgeable. ``unsupported`` is left empty unless the output is flagged or its
+    rounded score reaches ``quote_from`` (the caller drops it otherwise).
+
+    Remembered per (output, contexts, question): answers repeat with their documents (the same FAQ
+    answer to the same question over the same knowledge-base passages)."""
+    return _verdict_cached(output, tuple(contexts), question, quote_from, DEFAULT_THRESHOLD)
+
+
+@lru_cache(maxsize=4096)
+def _verdict_cached(output: str, contexts: tuple[str, ...], question: str | None, quote_from: float,
+                    threshold: float) -> tuple[float, bool, tuple[str, ...]] | None:
+    docs = [c for c in contexts if c and c.strip()] if contexts else []
+    if not docs:
+        return None
+    if not output or not output.strip():
+        return 0.0, False, ()
+    ctx = _merged_support(tuple(docs))
+    q = _support(question) if question and question.strip() else None
+    a = _analyse(output, ctx, q, full=False)
+    score = _score(a.x)
+    flagged = score >= threshold
+    rounded = round(score, 4)
+    return rounded, flagged, tuple(_spans(output, a.spans)) if flagged or rounded >= quote_from else ()

@@ -31,7 +31,8 @@ import json
 import math
 import re
 import unicodedata
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import add, mul
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,43 @@ _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}")
 _HEX = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}[ :]?){10,}")
 _WS = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 
+# Cheap exact gates, each a necessary condition of the regex it guards: most texts fail them, and a
+# translate() over ASCII or a search led by a character class is a fraction of the guarded search.
+# _LEET_HINT found or not, led by the digit or symbol both its alternatives have (same answer)
+_LEET_FAST = re.compile(r"[0134579@$](?:(?<=[a-z].)[a-z]|(?<=\b.)[a-z]{2})")
+# _SPACED needs its 2nd..4th letters: separator, letter, separator, letter, separator, letter
+_SPACED_GATE = re.compile(r"[ \t._\-*][a-z](?:[ \t]{1,4}|[._\-*])[a-z](?:[ \t]{1,4}|[._\-*])[a-z]")
+
+
+def _ascii_map(keep: str, to: str, other: str) -> dict[int, str]:
+    return {i: (to or chr(i)) if chr(i) in keep else other for i in range(128)}
+
+
+def _byte_map(keep: str, to: str, other: str) -> bytes:
+    """A bytes.translate table: the ASCII characters of ``keep`` to ``to``, every other byte to ``other``."""
+    return bytes(ord(to) if i < 128 and chr(i) in keep else ord(other) for i in range(256))
+
+
+_LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789"
+_ALNUM_CHARS = _LOWER_DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_B64_CHARS = _ALNUM_CHARS + "+/_-"
+_HEX_CHARS = "0123456789abcdefABCDEF"
+_ALNUM_SPLIT = _ascii_map(_ALNUM_CHARS, "", " ")  # ASCII: .translate().split() == _ATOK.findall()
+_AZ_SPLIT = _ascii_map("abcdefghijklmnopqrstuvwxyz", "", " ")  # ASCII: == _WORD.findall()
+# over the ASCII bytes of a text: a _B64 match is 20+ "a" in a row, a _HEX match 20+ "h" once " " and ":"
+# are deleted
+_B64_BYTES = _byte_map(_B64_CHARS, "a", " ")
+_HEX_BYTES = _byte_map(_HEX_CHARS, "h", "x")
+_B64_RUN = b"a" * 20
+_HEX_RUN = b"h" * 20
+
+
+def _atoks(t: str) -> list[str]:
+    """``_ATOK.findall(t)``, by translate + split when ``t`` is ASCII (several times faster)."""
+    if t.isascii():
+        return t.translate(_ALNUM_SPLIT).split()
+    return _ATOK.findall(t)
+
 
 def _fold(text: str) -> str:
     """NFKC, drop invisibles, map homoglyphs, fold diacritics. Identity on plain ASCII."""
@@ -122,20 +160,24 @@ def _printable_ratio(s: str) -> float:
 def _decode_blobs(text: str) -> list[tuple[str, str]]:
     """Decoded base64 / hex blobs that look like text: [(how, decoded)]."""
     out: list[tuple[str, str]] = []
-    for m in _B64.finditer(text):
-        blob = m.group(0)
-        if blob.isalpha() and (blob.islower() or blob.isupper()):
-            continue  # a plain long word
-        try:
-            raw = base64.b64decode(blob + "=" * (-len(blob) % 4), altchars=b"-_" if
-                                   ("-" in blob or "_" in blob) else None)
-            dec = raw.decode("utf-8")
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            continue
-        if len(dec) >= 8 and _printable_ratio(dec) > 0.85:
-            out.append(("base64", dec))
-        if len(out) >= 4:
-            break
+    ascii_bytes = text.encode() if text.isascii() else None
+    if ascii_bytes is None or _B64_RUN in ascii_bytes.translate(_B64_BYTES):
+        for m in _B64.finditer(text):
+            blob = m.group(0)
+            if blob.isalpha() and (blob.islower() or blob.isupper()):
+                continue  # a plain long word
+            try:
+                raw = base64.b64decode(blob + "=" * (-len(blob) % 4), altchars=b"-_" if
+                                       ("-" in blob or "_" in blob) else None)
+                dec = raw.decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                continue
+            if len(dec) >= 8 and _printable_ratio(dec) > 0.85:
+                out.append(("base64", dec))
+            if len(out) >= 4:
+                break
+    if ascii_bytes is not None and _HEX_RUN not in ascii_bytes.translate(_HEX_BYTES, b" :"):
+        return out
     for m in _HEX.finditer(text):
         blob = re.sub(r"[ :]", "", m.group(0))
         try:
@@ -154,17 +196,27 @@ _COMMON = frozenset(
         "ignore", "instructions", "please", "from", "will", "can", "tell", "i",
     ]
 )
+_ROT_COMMON = frozenset(codecs.encode(w, "rot13") for w in _COMMON)  # rot13(w) in _COMMON
 _WORD = re.compile(r"[a-z]+")
 
 
-def _looks_rot13(low: str) -> bool:
-    words = _WORD.findall(low[:2000])
+def _looks_rot13(low: str, low_toks: list[str] | None = None) -> bool:
+    if low_toks is not None and len(low) <= 2000:
+        # the [a-z]+ words include every token without digits: two common ones settle it
+        plain = 0
+        for w in low_toks:
+            if w in _COMMON:
+                plain += 1
+                if plain >= 2:
+                    return False
+    head = low[:2000]
+    words = head.translate(_AZ_SPLIT).split() if head.isascii() else _WORD.findall(head)
     if len(words) < 4:
         return False
-    plain = sum(w in _COMMON for w in words)
+    plain = sum(map(_COMMON.__contains__, words))
     if plain >= 2:
         return False
-    rot = sum(codecs.encode(w, "rot13") in _COMMON for w in words)
+    rot = sum(map(_ROT_COMMON.__contains__, words))
     return rot >= 3 and rot > 2 * plain
 
 
@@ -174,25 +226,41 @@ def normalize(text: str) -> tuple[str, list[tuple[str, str]]]:
     The normalised text is folded and lower-cased with runs of spaces collapsed; the variants
     are de-obfuscated versions worth scanning too (empty for ordinary text).
     """
+    low, variants, _ = _normalize(text)
+    return low, variants
+
+
+def _normalize(text: str, pre: tuple[str, list[str]] | None = None,
+               ) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """``normalize(text)`` and the ``_atoks`` of the normalised text. ``pre``: for a short ASCII
+    ``text``, its ``lower()`` and that one's ``_atoks`` (already computed by the prefilter)."""
     if len(text) > MAX_SCAN_CHARS:
         text = text[: MAX_SCAN_CHARS - 4000] + "\n" + text[-4000:]
-    raw_folded = _fold(text)
-    raw_low = raw_folded.lower()
-    low = _WS.sub(" ", raw_low)
+        pre = None
+    if pre is not None:
+        raw_folded = text  # ASCII: _fold is the identity
+        raw_low = pre[0]
+    else:
+        raw_folded = _fold(text)
+        raw_low = raw_folded.lower()
+    # ASCII without double spaces or tabs: nothing for _WS to collapse
+    low = raw_low if raw_low.isascii() and "  " not in raw_low and "\t" not in raw_low else _WS.sub(" ", raw_low)
     variants: list[tuple[str, str]] = []
-    if _LEET_HINT.search(low):
+    if _LEET_FAST.search(low) is not None:  # _LEET_HINT.search(low)
         de = low.translate(_LEET)
         if de != low:
             variants.append(("leetspeak", de))
-    for m in _SPACED.finditer(raw_low):
-        # "i g n o r e   a l l" -> "ignore all": wide gaps are word breaks
-        joined = re.sub(r"[ \t._\-*]", "", re.sub(r"[ \t]{2,}", "\x00", m.group(0)))
-        variants.append(("spaced", joined.replace("\x00", " ")))
+    if _SPACED_GATE.search(raw_low):
+        for m in _SPACED.finditer(raw_low):
+            # "i g n o r e   a l l" -> "ignore all": wide gaps are word breaks
+            joined = re.sub(r"[ \t._\-*]", "", re.sub(r"[ \t]{2,}", "\x00", m.group(0)))
+            variants.append(("spaced", joined.replace("\x00", " ")))
     for how, dec in _decode_blobs(raw_folded):
         variants.append((how, _WS.sub(" ", _fold(dec).lower())))
-    if "rot13" in low or "rot-13" in low or _looks_rot13(low):
+    low_toks = pre[1] if pre is not None else _atoks(low)  # collapsing spaces changes no token
+    if "rot13" in low or "rot-13" in low or _looks_rot13(low, low_toks):
         variants.append(("rot13", codecs.encode(low, "rot13")))
-    return low, variants
+    return low, variants, low_toks
 
 
 # --------------------------------------------------------------------------- pattern rules
@@ -500,17 +568,106 @@ for _i, (_n, _w, _rx, _words, _subs) in enumerate(_RULES):
         _BY_SUB.setdefault(_a, []).append(_i)
 
 
-def _candidate_rules(t: str) -> list[int]:
-    """Indices (in order) of the rules whose anchors occur in ``t``."""
+_BY_WORD_KEYS = frozenset(_BY_WORD)
+# the substring anchors, grouped by a character all of a group's anchors contain (one test skips them)
+_SUB_GROUPS: list[tuple[str, list[tuple[str, list[int]]]]] = []
+for _sub, _hit in _BY_SUB.items():
+    _key = next((c for c in "<[{%=" if c in _sub), "" if _sub.isascii() else "\x80")
+    for _k, _group in _SUB_GROUPS:
+        if _k == _key:
+            _group.append((_sub, _hit))
+            break
+    else:
+        _SUB_GROUPS.append((_key, [(_sub, _hit)]))
+
+
+def _candidate_rules(t: str, toks: list[str] | None = None) -> list[int]:
+    """Indices (in order) of the rules whose anchors occur in ``t`` (``toks``: ``_atoks(t)``)."""
     idx: set[int] = set()
-    for tok in {w[:5] for w in _ATOK.findall(t)}:
-        hit = _BY_WORD.get(tok)
-        if hit:
-            idx.update(hit)
-    for sub, hit in _BY_SUB.items():
-        if sub in t:
-            idx.update(hit)
+    for tok in {w[:5] for w in (_atoks(t) if toks is None else toks)} & _BY_WORD_KEYS:
+        idx.update(_BY_WORD[tok])
+    ascii_ = t.isascii()
+    for key, group in _SUB_GROUPS:
+        if key and (key not in t if key != "\x80" else ascii_):
+            continue
+        for sub, hit in group:
+            if sub in t:
+                idx.update(hit)
     return sorted(idx)
+
+
+# A second, exact filter per rule: literal strings read off its regex, one of which every match
+# contains (e.g. rule "exfiltration" needs one of "curl ", "rm -rf", "os.system(" ...). A candidate
+# rule whose required strings are all absent cannot match, and its search is skipped.
+def _required_literals(items: Any) -> list[frozenset[str]]:
+    """Sets of strings such that every match of the parsed sequence ``items`` contains a member of each."""
+    from re import _constants as C
+
+    options: list[frozenset[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is C.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            options.append(frozenset(["".join(run)]))
+            run = []
+        if op is C.SUBPATTERN:
+            if not av[1]:  # no inline flags (a case-insensitive group would need other strings)
+                options += _required_literals(av[-1])
+        elif op is C.BRANCH:
+            alts = [_best(_required_literals(b)) for b in av[1]]
+            if all(alts):
+                options.append(frozenset().union(*alts))
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT) and av[0] >= 1:
+            options += _required_literals(av[2])
+        elif op is C.IN and all(o is C.LITERAL for o, _ in av):
+            options.append(frozenset(chr(a) for _, a in av))
+        # anything else (anchors, look-arounds, classes, optional parts) requires nothing
+    if run:
+        options.append(frozenset(["".join(run)]))
+    return options
+
+
+def _best(options: list[frozenset[str]]) -> frozenset[str] | None:
+    return max(options, key=lambda o: (min(map(len, o)), -len(o)), default=None)
+
+
+def _rule_gates(pattern: str, anchors: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+    """Up to two required-string sets worth testing before ``pattern``'s search (empty: always search)."""
+    try:
+        from re import _parser
+
+        options = _required_literals(_parser.parse(pattern, re.compile(pattern).flags & ~re.UNICODE))
+        if re.compile(pattern).flags & re.IGNORECASE:
+            return ()
+    except Exception:  # a private module of the standard library; without it, no gates (slower, same results)
+        return ()
+    useful = []
+    for o in set(options):
+        if len(o) > 40 or min(map(len, o)) < 3:
+            continue  # too many to test, or too common
+        if all(_atoks(x)[:1] and _atoks(x)[0][:5] in anchors for x in o):
+            continue  # the rule's anchors already say so
+        useful.append(o)
+    useful.sort(key=lambda o: (len(o) > 12, -min(map(len, o)), len(o), sorted(o)))
+    return tuple(tuple(sorted(o)) for o in useful[:2])
+
+
+_RULE_GATES = [_rule_gates(rx.pattern, words) for _n, _w, rx, words, _s in _RULES]
+
+
+def _rule_search(i: int, t: str) -> re.Match[str] | None:
+    """``_RULES[i]``'s search in ``t``, skipped when a string every match needs is absent."""
+    for need in _RULE_GATES[i]:
+        for lit in need:
+            if lit in t:
+                break
+        else:
+            return None
+    return _RULES[i][2].search(t)
+
+
 # One alternation of cheap literal triggers: a text that matches none of them, has no
 # unusual characters and is short skips everything else (the benign fast path).
 _PREFILTER = re.compile(
@@ -533,10 +690,73 @@ _PREFILTER = re.compile(
 # ...and nothing that de-obfuscation could turn into a trigger (spaced letters, blobs).
 _SUSPECT = re.compile(r"(?<!\w)\w[ .*_-]\w[ .*_-]\w[ .*_-]\w(?!\w)|[A-Za-z0-9+/=]{16,}|[0-9]\w*[a-z]")
 
+# The same two tests, taken apart so that a short ASCII text is decided from its words (a memo per
+# word) and a few cheap searches instead of one search per alternative per character. Exact: a
+# text hits _PREFILTER iff one of its alternatives occurs; a run of letters occurs only inside one
+# word (a maximal run of [a-z0-9], which for ASCII text without "_" is also a run of \w), "ai\b"
+# and "bot\b" end a word, "act " etc. follow a word that ends so, the rest are symbols or phrases.
+_PRE_ALTS = re.split(r"(?<!\\)\|", _PREFILTER.pattern)
+_PRE_LETTERS = re.compile("|".join(a for a in _PRE_ALTS if a.isalpha()))
+_PRE_WORD_END = ("ai", "bot")  # "ai\b", "bot\b"
+_PRE_SPACE = tuple(a[:-1] for a in _PRE_ALTS if a.endswith(" ") and a[:-1].isalpha())  # "act " ...
+_PRE_PHRASES = ("ok.", "well done")
+_PRE_SYMBOLS = re.compile(r"\||%%|==|<|\[|\{|\\n|\n")
+assert sorted(_PRE_ALTS) == sorted([*_PRE_LETTERS.pattern.split("|"), r"ai\b", r"bot\b", *(a + " " for a in _PRE_SPACE),
+                                    r"ok\.", "well done", *re.split(r"(?<!\\)\|", _PRE_SYMBOLS.pattern)])
+_SUSPECT_SPACED = re.compile(r"(?<!\w)\w[ .*_-]\w[ .*_-]\w[ .*_-]\w(?!\w)")
+_SUSPECT_SPACED_GATE = re.compile(r"[ .*_-]\w[ .*_-]\w[ .*_-]")  # its 2nd and 3rd characters
+_SUSPECT_BYTES = _byte_map(_ALNUM_CHARS + "+/=", "a", " ")  # [A-Za-z0-9+/=]{16,}: 16 "a" in a row
+_SUSPECT_RUN = b"a" * 16
+_SUSPECT_DIGIT = re.compile(r"[0-9]\w*[a-z]")
+assert _SUSPECT.pattern == "|".join([_SUSPECT_SPACED.pattern, r"[A-Za-z0-9+/=]{16,}", _SUSPECT_DIGIT.pattern])
+_PRE_WORDS: dict[str, bool | tuple[str, ...]] = {}  # word -> hit, or the "act "-like endings to check
+
+
+def _prefilter_word(w: str) -> bool | tuple[str, ...]:
+    if w.isdigit():
+        return ()  # a number
+    if _PRE_LETTERS.search(w) is not None or w.endswith(_PRE_WORD_END):
+        r: bool | tuple[str, ...] = True
+    else:
+        r = tuple(a + " " for a in _PRE_SPACE if w.endswith(a))
+    if len(_PRE_WORDS) < 100_000 and sum(map(str.isdigit, w)) < 4:  # ids are seldom seen twice
+        _PRE_WORDS[w] = r
+    return r
+
 
 def _prefilter_hit(text: str) -> bool:
     """False only for short plain texts with no trigger at all: those skip the scan."""
-    return _PREFILTER.search(text.lower()) is not None or _SUSPECT.search(text) is not None
+    low = text.lower()
+    if not low.isascii() or "_" in low:
+        return _PREFILTER.search(low) is not None or _SUSPECT.search(text) is not None
+    return _prefilter_words(text, low, low.translate(_ALNUM_SPLIT).split())
+
+
+def _prefilter_words(text: str, low: str, words: list[str]) -> bool:
+    """``_prefilter_hit(text)`` for an ASCII ``text`` without "_", given its ``lower()`` and its words."""
+    found = list(map(_PRE_WORDS.get, words))
+    if True in found:  # the values are True, or tuples of "act "-like strings
+        return True
+    if None in found:
+        i = found.index(None)
+        while True:
+            w = words[i]
+            found[i] = () if w.isdigit() else _prefilter_word(w)
+            try:
+                i = found.index(None, i + 1)
+            except ValueError:
+                break
+    if True in found:  # the values are True, or tuples of "act "-like strings
+        return True
+    for r in filter(None, found):
+        for a in r:
+            if a in low:
+                return True
+    if _PRE_SYMBOLS.search(low) is not None or "ok." in low or "well done" in low:
+        return True
+    raw = text.encode("utf-8", "surrogatepass")  # only its ASCII bytes can be "a"
+    return (_SUSPECT_RUN in raw.translate(_SUSPECT_BYTES) or _SUSPECT_DIGIT.search(text) is not None
+            or (_SUSPECT_SPACED_GATE.search(text) is not None and _SUSPECT_SPACED.search(text) is not None))
 
 
 # --------------------------------------------------------------------------- structure layer
@@ -568,67 +788,103 @@ def _data_like(text: str, n_table: int, channel: str) -> bool:
             or "SUBJECT:" in text)
 
 
-def _instruction_lines(text: str) -> list[str]:
-    """Short standalone lines/sentences that open with an imperative verb or a question word."""
-    out = []
-    for seg in _SENT_SPLIT.split(text):
+# _SENT_SPLIT with the same matches, led by the whitespace character every match starts with (the
+# regex engine then skips to whitespace instead of trying the look-behind at every position).
+_SENT_SPLIT_FAST = re.compile(r"\s(?:(?<=[.!?]\s)\s*(?=[A-Z\"'“])|(?<=\n)\n*)")
+_OPENERS = _IMPERATIVE | _QUESTION_START
+
+
+def _segments(text: str, imperative: bool, lines: bool) -> tuple[str | None, list[str]]:
+    """One pass over the sentences/lines of ``text`` for two structure tests.
+
+    Returns (the first short segment that opens with an imperative and says "your", if
+    ``imperative``; the ``_instruction_lines`` of the text, if ``lines``).
+    """
+    found: str | None = None
+    out: list[str] = []
+    imperative = imperative and "your" in text.lower()  # " your " in a segment needs it
+    if not (imperative or lines):
+        return found, out
+    for seg in _SENT_SPLIT_FAST.split(text):
+        if not (imperative or lines):
+            break
         s = seg.strip()
-        if not s or len(s) > 300 or s.startswith("|"):
+        if not s or len(s) > 300:
             continue
-        toks = _TOKEN.findall(s.lower())
-        if 3 <= len(toks) <= 40 and (toks[0] in _IMPERATIVE or toks[0] in _QUESTION_START):
+        sl = s.lower()
+        m = _TOKEN.search(sl)
+        if m is None or m.group() not in _OPENERS:
+            continue
+        n = len(_TOKEN.findall(sl))
+        if not 3 <= n <= 40:
+            continue
+        first = m.group()
+        if imperative and first in _IMPERATIVE and " your " in f" {sl} ":
+            found = s
+            imperative = False
+        if lines and not s.startswith("|"):
             out.append(s)
             if len(out) >= 6:
-                break
-    return out
+                lines = False
+    return found, out
+
+
+def _instruction_lines(text: str) -> list[str]:
+    """Short standalone lines/sentences that open with an imperative verb or a question word."""
+    return _segments(text, False, True)[1]
 
 
 def _segment_signals(text: str, low: str, channel: str) -> list[tuple[str, float, str]]:
     """Structure: instructions inside data. Returns [(signal, weight, quoted span)]."""
+    return _structure(text, low, channel, False)[0]
+
+
+def _structure(text: str, low: str, channel: str, want_lines: bool) -> tuple[list[tuple[str, float, str]],
+                                                                                list[str]]:
+    """(``_segment_signals``, and ``_instruction_lines`` if ``want_lines``) in one pass over the text."""
     out: list[tuple[str, float, str]] = []
-    lines = text.split("\n")
     n_table = 0
-    prose: list[str] = []
-    for ln in lines:
-        if _TABLE_LINE.match(ln):
-            n_table += 1
-        elif ln.strip():
-            prose.append(ln.strip())
-    if n_table >= 3:
-        for ln in prose:
-            toks = _TOKEN.findall(ln.lower())
-            if 3 <= len(toks) <= 40 and (toks[0] in _IMPERATIVE or toks[0] in _QUESTION_START
-                                   or ln.rstrip().endswith(("?", "."))):
-                out.append(("prose_in_table", 0.8, ln))
-                break
-    if _data_like(text, n_table, channel):
-        for seg in _SENT_SPLIT.split(text):
-            s = seg.strip()
-            if not s or len(s) > 300:
-                continue
-            toks = _TOKEN.findall(s.lower())
-            if 3 <= len(toks) <= 40 and toks[0] in _IMPERATIVE and " your " in f" {s.lower()} ":
-                out.append(("imperative_in_data", 0.85, s))
-                break
+    if "|" in text:  # a table line has two
+        prose: list[str] = []
+        for ln in text.split("\n"):
+            if _TABLE_LINE.match(ln):
+                n_table += 1
+            elif ln.strip():
+                prose.append(ln.strip())
+        if n_table >= 3:
+            for ln in prose:
+                toks = _TOKEN.findall(ln.lower())
+                if 3 <= len(toks) <= 40 and (toks[0] in _IMPERATIVE or toks[0] in _QUESTION_START
+                                       or ln.rstrip().endswith(("?", "."))):
+                    out.append(("prose_in_table", 0.8, ln))
+                    break
+    imperative, lines = _segments(text, _data_like(text, n_table, channel), want_lines)
+    if imperative is not None:
+        out.append(("imperative_in_data", 0.85, imperative))
     # token floods (adversarial suffixes / context stuffing)
     toks = low.split()
     if len(toks) >= 30:
-        best = run = 1
-        for a, b in itertools.pairwise(toks):
-            run = run + 1 if a == b else 1
-            best = max(best, run)
+        n_distinct = len(set(toks))
+        if n_distinct <= len(toks) - 19:  # else no run of 20 equal tokens
+            best = run = 1
+            for a, b in itertools.pairwise(toks):
+                run = run + 1 if a == b else 1
+                best = max(best, run)
+        else:
+            best = 1
         if best >= 20:
             out.append(("token_flood", 0.75, " ".join(toks[:12])))
-        elif len(set(toks)) / len(toks) < 0.12 and "|" not in low:
+        elif n_distinct / len(toks) < 0.12 and "|" not in low:
             out.append(("token_flood", 0.7, " ".join(toks[:12])))
-    return out
+    return out, lines
 
 
 # --------------------------------------------------------------------------- classifier
 
 
-def _model_tokens(low: str) -> list[str]:
-    toks = _TOKEN.findall(low)
+def _model_tokens(low: str, atoks: list[str] | None = None) -> list[str]:
+    # without an apostrophe _TOKEN finds exactly the _ATOK tokens
+    toks = atoks if atoks is not None and "'" not in low else _TOKEN.findall(low)
     if len(toks) > 400:
         toks = toks[:300] + toks[-100:]
     return toks
@@ -639,18 +895,56 @@ def features(text: str, *, channel: str = "input") -> tuple[dict[str, float], li
 
     Used by the scanner and by ``bench/train_injection.py`` so both see the same features.
     """
-    low, variants = normalize(text)
+    return _features(text, channel, None)
+
+
+def _features(text: str, channel: str, pre: tuple[str, list[str]] | None,
+              ) -> tuple[dict[str, float], list[str], float]:
+    low, low_toks, evidence, hits, rule_score, lines = _signals(text, channel, pre)
+    toks = _model_tokens(low, low_toks)
+    if toks:
+        # {t1, "<s> t1", t2, "t1 t2", ...} in first-occurrence order, all weighted 1/sqrt(n)
+        keys: list[str] = [""] * (2 * len(toks))
+        keys[0::2] = toks
+        keys[1::2] = map(" ".join, zip(["<s>", *toks], toks, strict=False))  # n pairs: "<s>" + all but the last
+        feats = dict.fromkeys(keys, 1.0 / math.sqrt(len(toks)))
+    else:
+        feats = {}
+    if lines:
+        feats["S:instr_lines"] = 1.0
+        itoks = _TOKEN.findall(" ".join(lines).lower())[:200]
+        iscale = 1.0 / math.sqrt(len(itoks) or 1)
+        for t in itoks:
+            feats["I:" + t] = iscale
+    if CHAR_NGRAMS:
+        head = " " + " ".join(toks[:CHAR_NGRAM_TOKENS]) + " "
+        if len(head) > 5:
+            cscale = 0.5 / math.sqrt(len(head) - 3)
+            for i in range(len(head) - 3):
+                feats["#" + head[i : i + 4]] = cscale
+    feats.update(hits)
+    feats["C:" + channel.split("[", 1)[0]] = 1.0
+    n = len(text)
+    feats["L:" + ("xs" if n < 40 else "s" if n < 160 else "m" if n < 800 else "l")] = 1.0
+    return feats, evidence, rule_score
+
+
+def _signals(text: str, channel: str, pre: tuple[str, list[str]] | None,
+             ) -> tuple[str, list[str], list[str], dict[str, float], float, list[str]]:
+    """Everything but the word n-grams: (normalised text, its _atoks, evidence, rule/structure/variant
+    hits, rule score, instruction lines)."""
+    low, variants, low_toks = _normalize(text, pre)
     evidence: list[str] = []
     hits: dict[str, float] = {}
     rule_score = 0.0
     seen: set[str] = set()
     texts = [("", low), *variants]
     for vname, t in texts:
-        for i in _candidate_rules(t):
-            name, w, rx, _, _ = _RULES[i]
-            m = rx.search(t)
+        for i in _candidate_rules(t, None if vname else low_toks):
+            m = _rule_search(i, t)
             if m is None:
                 continue
+            name, w, _, _, _ = _RULES[i]
             if name == "addressed" and channel == "input":
                 w = min(w, 0.6)  # users address the assistant; only data should not
             key = f"R:{name}"
@@ -671,41 +965,18 @@ def features(text: str, *, channel: str = "input") -> tuple[dict[str, float], li
             rule_score = max(rule_score, 0.85)
             if len(evidence) < 8:
                 evidence.append(f"obfuscated: spaced letters {_clip(t[:120])}")
-    for name, w, span in _segment_signals(text, low, channel):
+    if channel == "input" and "|" not in text and not _data_like(text, 0, channel) and len(low.split()) < 30:
+        signals, lines = [], []  # no table, not data, too short to flood: no structure signal
+    else:
+        signals, lines = _structure(text, low, channel, _data_like(text, text.count("\n|"), channel))
+    for name, w, span in signals:
         hits[f"S:{name}"] = w
         rule_score = max(rule_score, w * 0.6)  # structure alone is weak evidence
         if len(evidence) < 8:
             evidence.append(f"{name}: {_clip(span)}")
     for vname, _ in variants:
         hits[f"V:{vname}"] = 1.0
-    toks = _model_tokens(low)
-    feats: dict[str, float] = {}
-    if toks:
-        scale = 1.0 / math.sqrt(len(toks))
-        prev = "<s>"
-        for t in toks:
-            feats[t] = scale
-            feats[prev + " " + t] = scale
-            prev = t
-    if _data_like(text, text.count("\n|"), channel):
-        lines = _instruction_lines(text)
-        if lines:
-            feats["S:instr_lines"] = 1.0
-            itoks = _TOKEN.findall(" ".join(lines).lower())[:200]
-            iscale = 1.0 / math.sqrt(len(itoks) or 1)
-            for t in itoks:
-                feats["I:" + t] = iscale
-    if CHAR_NGRAMS:
-        head = " " + " ".join(toks[:CHAR_NGRAM_TOKENS]) + " "
-        if len(head) > 5:
-            cscale = 0.5 / math.sqrt(len(head) - 3)
-            for i in range(len(head) - 3):
-                feats["#" + head[i : i + 4]] = cscale
-    feats.update(hits)
-    feats["C:" + channel.split("[", 1)[0]] = 1.0
-    n = len(text)
-    feats["L:" + ("xs" if n < 40 else "s" if n < 160 else "m" if n < 800 else "l")] = 1.0
-    return feats, evidence, rule_score
+    return low, low_toks, evidence, hits, rule_score, lines
 
 
 def _clip(s: str) -> str:
@@ -720,20 +991,42 @@ def _quote(t: str, a: int, b: int) -> str:
 
 
 class _Model:
-    __slots__ = ("bias", "threshold", "weights")
+    __slots__ = ("bias", "by_ngram", "threshold", "weights")
 
     def __init__(self, bias: float, weights: dict[str, float], threshold: float) -> None:
         self.bias = bias
         self.weights = weights
         self.threshold = threshold
+        # the same weights with each bigram "a b" keyed (a, b) too: tokens hold no space, so the tuple of
+        # two tokens finds exactly the weight of their joined string, without building it
+        self.by_ngram: dict[str | tuple[str, ...], float] = {**weights}
+        self.by_ngram.update((tuple(k.split(" ")), v) for k, v in weights.items() if k.count(" ") == 1)
+
+    def prob_of(self, toks: list[str], rest: dict[str, float]) -> float:
+        """``prob(feats)`` for the ``features`` of a text: its model tokens ``toks`` and the features
+        that follow the n-grams, in order (``rest``); the n-gram feature dict is never built."""
+        if toks:
+            keys: list[str | tuple[str, str]] = [""] * (2 * len(toks))
+            keys[0::2] = toks
+            keys[1::2] = zip(["<s>", *toks], toks, strict=False)
+            known = list(filter(self.by_ngram.__contains__, dict.fromkeys(keys)))
+            w_ngrams = map(self.by_ngram.__getitem__, known)
+            v_ngrams = itertools.repeat(1.0 / math.sqrt(len(toks)), len(known))
+        else:
+            w_ngrams = v_ngrams = iter(())
+        w = self.weights
+        known_rest = list(filter(w.__contains__, rest))
+        z = reduce(add, map(mul, itertools.chain(w_ngrams, map(w.__getitem__, known_rest)),
+                            itertools.chain(v_ngrams, map(rest.__getitem__, known_rest))), self.bias)
+        if z < -30:
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-z))
 
     def prob(self, feats: dict[str, float]) -> float:
         w = self.weights
-        z = self.bias
-        for k, v in feats.items():
-            wk = w.get(k)
-            if wk is not None:
-                z += wk * v
+        known = list(filter(w.__contains__, feats))
+        # z = bias + w[k] * v, added one by one in the order of ``feats`` (as a plain loop would)
+        z = reduce(add, map(mul, map(w.__getitem__, known), map(feats.__getitem__, known)), self.bias)
         if z < -30:
             return 0.0
         return 1.0 / (1.0 + math.exp(-z))
@@ -777,11 +1070,29 @@ def _scan_uncached(text: str, channel: str) -> tuple[float, list[str]]:
     """Score one untrusted text for prompt injection: (score 0..1, evidence)."""
     if not text:
         return 0.0, []
-    if len(text) < 200 and text.isascii() and "\n" not in text and not _prefilter_hit(text):
-        return 0.0, []
-    feats, evidence, rule_score = features(text, channel=channel)
+    pre = None
+    if len(text) < 200 and text.isascii() and "\n" not in text:
+        low = text.lower()
+        words = low.translate(_ALNUM_SPLIT).split()  # == _atoks(low)
+        if not (_prefilter_hit(text) if "_" in low else _prefilter_words(text, low, words)):
+            return 0.0, []
+        pre = (low, words)
     model = _model()
-    prob = model.prob(feats) if model is not None else None
+    if model is None or CHAR_NGRAMS:
+        feats, evidence, rule_score = _features(text, channel, pre)
+        prob = model.prob(feats) if model is not None else None
+    else:  # the same probability without the feature dict (see _features for the order)
+        low, low_toks, evidence, hits, rule_score, lines = _signals(text, channel, pre)
+        rest: dict[str, float] = {}
+        if lines:
+            rest["S:instr_lines"] = 1.0
+            itoks = _TOKEN.findall(" ".join(lines).lower())[:200]
+            rest.update(dict.fromkeys(["I:" + t for t in itoks], 1.0 / math.sqrt(len(itoks) or 1)))
+        rest.update(hits)
+        rest["C:" + channel.split("[", 1)[0]] = 1.0
+        n = len(text)
+        rest["L:" + ("xs" if n < 40 else "s" if n < 160 else "m" if n < 800 else "l")] = 1.0
+        prob = model.prob_of(_model_tokens(low, low_toks), rest)
     score = combine(rule_score, prob)
     if prob is not None and prob >= 0.5 and not evidence:
         evidence.append(f"classifier: p={prob:.2f} {_clip(text[:120])}")
@@ -834,24 +1145,41 @@ def scan_event(event: dict[str, Any]) -> list[Finding]:
     tool results. The finding's score is the highest channel score; evidence is prefixed with
     the channel, e.g. ``context[kb-12]: override: 'ignore all previous...'``.
     """
-    best: dict[str, tuple[float, list[str]]] = {}
-    for where, check, text in _iter_channels(event):
-        ch = "input" if where == "input" else "context" if where.startswith("context") \
-            else "tool"
-        score, ev = scan_text(text, channel=ch)
-        if score <= 0.0:
-            continue
+    return _scan_channels(_iter_channels(event))
+
+
+def _scan_channels(channels: list[tuple[str, str, str]], *, min_score: float = 0.0) -> list[Finding]:
+    """``scan_event`` on prepared ``[(channel name, check, text)]``; leaves out the findings that are
+    not flagged and score below ``min_score`` (their evidence is never built)."""
+    hits = []
+    for where, check, text in channels:
+        ch = "input" if where == "input" else "context" if where.startswith("context") else "tool"
+        score, ev = _scan_cached(text, ch)
+        if score > 0.0:
+            hits.append((check, where, score, ev))
+    return _findings(hits, min_score) if hits else []
+
+
+def _findings(hits: list[tuple[str, str, float, tuple[str, ...]]], min_score: float = 0.0) -> list[Finding]:
+    """One Finding per check from the channels that scored above 0: [(check, channel name, score, evidence)]
+    in channel order."""
+    best: dict[str, list[Any]] = {}
+    for check, where, score, ev in hits:
         cur = best.get(check)
-        quoted = [f"{where}: {e}" for e in ev] or [f"{where}: score {score:.2f}"]
         if cur is None:
-            best[check] = (score, quoted)
+            best[check] = [score, [(where, score, ev)]]
         else:
-            best[check] = (max(cur[0], score), cur[1] + quoted)
+            cur[0] = max(cur[0], score)
+            cur[1].append((where, score, ev))
     findings = []
-    for check, (score, ev) in best.items():
-        # channels that flag come first in the evidence
-        findings.append(Finding("prompt_injection", check, score, score >= DEFAULT_THRESHOLD,
-                                ev[:12]))
+    for check, (score, parts) in best.items():
+        flagged = score >= DEFAULT_THRESHOLD
+        if not flagged and score < min_score:
+            continue
+        evidence: list[str] = []
+        for where, s, ev in parts:
+            evidence += [f"{where}: {e}" for e in ev] or [f"{where}: score {s:.2f}"]
+        findings.append(Finding("prompt_injection", check, score, flagged, evidence[:12]))
     return findings
 
 
@@ -866,7 +1194,38 @@ _LEAK_CONTEXT = re.compile(
 
 
 def _leak_norm(s: str) -> str:
-    return _WS.sub(" ", _fold(s).lower()).strip()
+    f = _fold(s).lower()
+    if f.isascii() and "  " not in f and "\t" not in f:
+        return f.strip()  # nothing for _WS to collapse
+    return _WS.sub(" ", f).strip()
+
+
+_NOT_ALNUM_ASCII = [i for i in range(128) if chr(i) not in _LOWER_DIGITS]
+_SPLIT_NOT_ALNUM = dict.fromkeys(_NOT_ALNUM_ASCII, " ")  # ASCII: translate().split() == _ALNUM.split() less ""
+
+
+_NOT_ALNUM_BYTES = bytes(_NOT_ALNUM_ASCII)
+
+
+def _compact(s: str) -> str:
+    """``_ALNUM.sub("", s)``."""
+    if s.isascii():
+        return s.encode().translate(None, _NOT_ALNUM_BYTES).decode()
+    return _ALNUM.sub("", s)
+
+
+@lru_cache(maxsize=256)
+def _secret_parts(secret: str) -> tuple[str, str, list[str], list[str]]:
+    """(normalised, compacted, words, alphanumeric tokens) of a secret; secrets repeat on every call."""
+    s_n = _leak_norm(secret)
+    return s_n, _compact(s_n), s_n.split(), [t for t in _ALNUM.split(s_n) if t]
+
+
+@lru_cache(maxsize=256)
+def _secret_encodings(secret: str) -> list[str]:
+    """The lower-cased base64 and hex encodings of a secret that are worth looking for (6+ characters)."""
+    enc = [base64.b64encode(secret.encode()).decode().rstrip("="), secret.encode().hex()]
+    return [e.lower() for e in enc if len(e) >= 6 and e]
 
 
 def output_leaks(output: str, secrets: list[str]) -> tuple[float, list[str]]:
@@ -880,8 +1239,12 @@ def output_leaks(output: str, secrets: list[str]) -> tuple[float, list[str]]:
     if not output or not secrets:
         return 0.0, []
     out_n = _leak_norm(output)
-    out_compact = _ALNUM.sub("", out_n)
-    decoded = " ".join(_leak_norm(d) for _, d in _decode_blobs(output))
+    out_compact = _compact(out_n)
+    blobs = _decode_blobs(output)
+    decoded = " ".join(_leak_norm(d) for _, d in blobs) if blobs else ""
+    decoded_compact: str | None = None
+    output_low: str | None = None
+    otoks: set[str] | None = None
     best = 0.0
     evidence: list[str] = []
 
@@ -895,9 +1258,7 @@ def output_leaks(output: str, secrets: list[str]) -> tuple[float, list[str]]:
     for secret in secrets:
         if not secret or not secret.strip():
             continue
-        s_n = _leak_norm(secret)
-        s_compact = _ALNUM.sub("", s_n)
-        words = s_n.split()
+        s_n, s_compact, words, stoks = _secret_parts(secret)
         if len(words) >= 20:  # a system prompt: look for verbatim runs of its words
             grams = {" ".join(words[i : i + 8]) for i in range(len(words) - 7)}
             ow = out_n.split()
@@ -917,22 +1278,28 @@ def output_leaks(output: str, secrets: list[str]) -> tuple[float, list[str]]:
             if s_compact[::-1] in out_compact and len(s_compact) >= 5:
                 hit(0.9, f"reversed: {s_compact[::-1]!r}")
                 continue
-            if decoded and s_compact in _ALNUM.sub("", decoded):
-                hit(0.95, "encoded (base64/hex) copy of the secret")
-                continue
-            enc = [base64.b64encode(secret.encode()).decode().rstrip("="), secret.encode().hex()]
-            if any(e and e.lower() in output.lower() for e in enc if len(e) >= 6):
+            if decoded:
+                if decoded_compact is None:
+                    decoded_compact = _compact(decoded)
+                if s_compact in decoded_compact:
+                    hit(0.95, "encoded (base64/hex) copy of the secret")
+                    continue
+            if output_low is None:
+                output_low = output.lower()
+            if any(map(output_low.__contains__, _secret_encodings(secret))):
                 hit(0.95, "encoded (base64/hex) copy of the secret")
                 continue
         # token-level partial leak: most of the secret's tokens occur in the output
-        stoks = [t for t in _ALNUM.split(s_n) if t]
         if not stoks:  # a secret made of symbols/emoji
             sym = s_n.replace(" ", "")
             uniq = set(sym)
             if uniq and all(c in out_n for c in uniq):
                 hit(0.8, f"symbols of the secret appear: {''.join(sorted(uniq))!r}")
             continue
-        otoks = set(_ALNUM.split(out_n))
+        if 2 * sum(map(out_n.__contains__, stoks)) < len(stoks):
+            continue  # a token of the output is a substring of it: under half can be there
+        if otoks is None:
+            otoks = set(out_n.translate(_SPLIT_NOT_ALNUM).split()) if out_n.isascii() else set(_ALNUM.split(out_n))
         present = [t for t in stoks if t in otoks]
         frac = len(present) / len(stoks)
         if frac >= 0.5 and present:
