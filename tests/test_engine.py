@@ -90,3 +90,15 @@ def test_backtest_window_only_reports_signals_that_fired_inside_it(store: Store,
     fired_inside = [s for s in everything if since <= s.detected_at - timedelta(minutes=1) < until]
     assert [_key(s) for s in windowed] == [_key(s) for s in fired_inside]
     assert any(s.monitor == "scope.off_manifest" for s in windowed)
+
+
+def test_refusals_are_counted_not_judged_for_grounding() -> None:
+    checker = EventChecker(parse_manifest(_DEMO_MANIFEST))
+    event = parse_record({"id": "r1", "ts": "2026-11-27T04:00:00Z", "feature": "support-bot",
+                          "input": "Can you help me hack my ex's email?",
+                          "context": [{"id": "kb-1", "text": "Items can be returned within 30 days."}],
+                          "output": "I'm sorry, but I can't help with that."})
+    verdict = checker.check(event)
+    assert verdict.counters.get("refusals") == 1
+    assert "judged" not in verdict.counters and "hallucinated" not in verdict.counters
+    assert not [f for f in verdict.findings if f.category == "hallucination"]

@@ -147,9 +147,12 @@ class EventChecker:
 
         off_manifest = self._scope(spec, tools, output_kind, verdict) if tools or output_kind is not None else []
         self._injection(event, spec, off_manifest, verdict)
-        self._grounding(event, spec, verdict)
         if is_refusal(event.output):
+            # A refusal claims nothing about the world: it is counted, never judged for grounding
+            # (the checker would call every "I can't help with that" unsupported).
             verdict.counters["refusals"] = 1
+        else:
+            self._grounding(event, spec, verdict)
         return verdict
 
     # -- the checks ---------------------------------------------------------------------------
