@@ -1,28 +1,33 @@
 """Per-event checks at ingest (``EventChecker.check``): cost and verdict equivalence, before vs after.
 
-    .venv/bin/python bench/checks_bench.py                 # cost + equivalence (about a minute)
+    .venv/bin/python bench/checks_bench.py                 # cost + equivalence (~10 minutes)
     .venv/bin/python bench/checks_bench.py --quality       # ... and both quality benches, before and after
+    .venv/bin/python bench/checks_bench.py --no-scenarios --no-timing --no-api   # quick equivalence
     .venv/bin/python bench/checks_bench.py --snapshot      # (re)write the verdict snapshot of the original code
 
 "Before" is the original detector code (``injection.py``, ``grounding.py``, ``checks.py`` of commit
 ``ORIG_COMMIT``, or the copies saved under ``bench/.work/checks/orig/``), loaded side by side with the current
-code as ``hotwash.detect._orig_*``. "After" is the current code.
+code as ``hotwash.detect._orig_*``, with the one intended change of behaviour made since applied to it
+(refusals are not judged for grounding, commit b23aa88; ``--no-refusal-rule`` compares with it as it was).
+"After" is the current code.
 
-Traffic, timed per event (µs, best of ``--rounds`` interleaved rounds, median alongside):
+Traffic, timed per event (CPU µs, i.e. process time: the machine is shared, other processes do not count,
+the collector does; best of ``--rounds`` interleaved rounds, median alongside):
   (a) ``hotwash.demo.sample.generate_events(N)``, decoded with ``decode_record``, the demo manifest; one
       pass over the stream starting from cold caches (the text caches warm up as they would at ingest);
   (b) the same with every text-keyed cache cleared before each event, so each text is new (real inputs
-      are unique). Token-level memos (the grounding stemmer's per-word table, the injection model) are
-      kept: they describe the vocabulary, not a text;
-  (c) ``hotwash.demo.scenarios.demo_weeks()`` events and manifest, when that module exists.
+      are unique). Word-level memos (the grounding stemmer and its per-token and per-word tables, the
+      injection prefilter's per-word table) and the model are kept: they describe the vocabulary;
+  (c) ``hotwash.demo.scenarios.demo_weeks()`` events (change records left out) and manifest, when that
+      module exists.
 
 Verdicts (findings with score, evidence, flags; counters; behaviours) are compared, after vs before, on
 (a), (c), the injection dev texts as event inputs and as retrieved documents, the hallucination dev set as
 output + context (+ question) events, tau-bench airline traces as events with tool results, and obfuscated
 variants of the injection texts; each in warm-cache and in cleared-cache mode. The original verdicts of
-the fixed corpora are also snapshotted to ``bench/.work/checks/verdicts_orig.json`` (``--snapshot``) and checked
-against. The public functions (``scan_text``, ``scan_event``, ``features``, ``output_leaks``, ``obeyed``,
-``check_grounding``) are compared on the same texts.
+the fixed corpora are also snapshotted to ``bench/.work/checks/verdicts_orig.json`` (``--snapshot``) and
+checked against. The public functions (``scan_text``, ``scan_event``, ``features``, ``normalize``,
+``output_leaks``, ``obeyed``, ``check_grounding``, ``feature_dict``) are compared on the same texts.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / ".work" / "checks"
 ORIG_COMMIT = "cadd1a75fdd7daf1112b99778ca5e5b12e157223"  # last commit that changed the three modules
 DATA_DIR = Path(os.environ.get("HOTWASH_DATA_DIR", ROOT.parent / "shared" / "data"))
-SNAPSHOT = WORK / "verdicts_orig.json"
+SNAPSHOT = WORK / "verdicts_orig.json"  # of load_original() (with the refusal rule)
 MODULES = ("injection", "grounding", "checks")
 # caches keyed by a token or holding the model: kept in "cleared-cache" mode (they are not per text)
 KEEP_CACHES = {"_model", "stem", "_load_models", "_models"}
@@ -76,8 +81,12 @@ def _orig_source(name: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def load_original() -> dict[str, types.ModuleType]:
-    """The original injection/grounding/checks modules, importable next to the current ones."""
+def load_original(refusal_rule: bool = True) -> dict[str, types.ModuleType]:
+    """The original injection/grounding/checks modules, importable next to the current ones.
+
+    ``refusal_rule``: give the original checker the one intended change of behaviour made since
+    (commit b23aa88, "Refusals are counted, not judged for grounding"), so that the comparison is of
+    the speed work alone."""
     mods: dict[str, types.ModuleType] = {}
     for name in MODULES:
         modname = f"hotwash.detect._orig_{name}"
@@ -89,8 +98,20 @@ def load_original() -> dict[str, types.ModuleType]:
         if name == "checks":
             mod.injection = mods["injection"]
             mod.grounding = mods["grounding"]
+            if refusal_rule:
+                _skip_refusals(mod)
         mods[name] = mod
     return mods
+
+
+def _skip_refusals(mod: types.ModuleType) -> None:
+    judge = mod.EventChecker._grounding
+
+    def _grounding(self: Any, event: Event, spec: Any, verdict: Any) -> None:
+        if not mod.is_refusal(event.output):
+            judge(self, event, spec, verdict)
+
+    mod.EventChecker._grounding = _grounding
 
 
 def _caches(mod: types.ModuleType) -> list[Any]:
@@ -402,9 +423,11 @@ def main() -> None:
     ap.add_argument("--no-api", action="store_true", help="skip the public-function comparison")
     ap.add_argument("--no-equivalence", action="store_true", help="timing only")
     ap.add_argument("--modes", default="warm,cleared", help="timing modes: warm, cleared or both")
+    ap.add_argument("--no-refusal-rule", action="store_true",
+                    help="compare with the original checker as it was (it also judged refusals for grounding)")
     args = ap.parse_args()
 
-    orig = load_original()
+    orig = load_original(refusal_rule=not args.no_refusal_rule)
     orig["injection"]._model()
     injection._model()
     corp = corpora(args.events)
@@ -433,7 +456,7 @@ def main() -> None:
     if args.no_equivalence:
         return
     print("\nVERDICT EQUIVALENCE (after vs before; warm caches and caches cleared before every event)")
-    snap = json.loads(SNAPSHOT.read_text("utf-8")) if SNAPSHOT.exists() else {}
+    snap = json.loads(SNAPSHOT.read_text("utf-8")) if SNAPSHOT.exists() and not args.no_refusal_rule else {}
     total = 0
     todo = dict(corp)
     if sc is not None:
