@@ -30,11 +30,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
+
+from hotwash.httputil import retry_after
 
 __all__ = ["ClientStats", "HotwashClient"]
 
@@ -67,17 +68,7 @@ def _now_iso() -> str:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry_after(resp.headers.get("retry-after"))
 
 
 class HotwashClient:

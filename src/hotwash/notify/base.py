@@ -9,13 +9,12 @@ happened, and whether trying again can help.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
-from time import time
 from typing import Protocol
 
 import httpx
 
 from hotwash.errors import DeliveryError
+from hotwash.httputil import retry_after
 from hotwash.notify.alert import Alert
 
 # Per-attempt timeout when the caller gives none (the dispatcher always does).
@@ -60,20 +59,7 @@ def post(url: str, body: bytes, *, what: str, headers: Mapping[str, str] | None 
     raise DeliveryError(
         f"{what}: {where} answered HTTP {status}" + (f": {text}" if text else ""),
         retryable=status in _RETRYABLE_STATUS or status >= 500,
-        retry_after=_retry_after(response.headers.get("retry-after")),
+        retry_after=retry_after(response.headers.get("retry-after")),
         status=status,
     )
 
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-    except (TypeError, ValueError):
-        return None
