@@ -7,20 +7,21 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
+from hotwash.commands import register
+from hotwash.commands.common import JsonOpt, err, out, parse_time, print_json
+from hotwash.commands.common import settings as settings_
+from hotwash.commands.common import store as open_checked_store
 from hotwash.detect.checks import EventChecker
 from hotwash.errors import HotwashError, InputError
 from hotwash.manifest import load_manifest, write_starter_manifest
-from hotwash.settings import Settings, get_settings
-from hotwash.store import Store, open_store
+from hotwash.store import open_store
 from hotwash.telemetry.ingest import Quarantine, ingest_streams, open_inputs
 from hotwash.telemetry.model import CHANGE_KINDS, ChangeEvent, parse_record
 from hotwash.telemetry.writer import EventWriter
@@ -31,25 +32,9 @@ change_app = typer.Typer(help="Record and list changes (deploys, prompt/model/co
                          no_args_is_help=True)
 app.add_typer(change_app, name="change")
 
-# soft_wrap: messages stay on one line (greppable), whatever the terminal width.
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
-
-
-def _settings() -> Settings:
-    return get_settings()
-
-
-def _store(settings: Settings) -> Store:
-    store = open_store(settings.resolved_database_url)
-    store.check_ready()
-    return store
+_print_json = print_json
+_settings = settings_
+_store = open_checked_store
 
 
 @app.command()
@@ -140,14 +125,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise HotwashError(f"{option}: not an ISO 8601 time: {value!r} (e.g. 2026-11-27T04:00:00Z)") from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+_parse_time = parse_time
 
 
 @app.command()
@@ -317,6 +295,9 @@ def demo(
         _print_json(summary)
     if not no_serve and not json_:
         out.print("the web UI arrives with the incidents work; nothing to serve yet (use --no-serve)")
+
+
+register(app)  # the workflow command groups, after the core commands above
 
 
 def main() -> None:

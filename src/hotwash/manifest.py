@@ -16,6 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from hotwash.errors import ConfigError
 
 Mode = Literal["enabled", "disabled", "human", "rollback", "throttle"]
+Category = Literal["hallucination", "prompt_injection", "drift", "runaway_cost", "escalation_overload", "scope_creep"]
+Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
 
 
 class _Strict(BaseModel):
@@ -50,6 +52,9 @@ class Containment(_Strict):
     default: Mode = "enabled"
     rollback_to: RollbackTarget | None = None
     throttle_rps: float | None = Field(default=None, gt=0)
+    # Auto-containment: on a signal of this category, set this mode without waiting for a person
+    # (recorded on the timeline like a human action, actor "hotwash (auto)").
+    auto: dict[Category, Mode] = Field(default_factory=dict)
 
 
 class Feature(_Strict):
@@ -84,8 +89,6 @@ Metric = Literal[
     "score_mean", "feedback_mean", "confidence_mean", "output_chars_mean", "latency_ms_mean", "nonprod_share",
     "max_session_calls",
 ]
-Category = Literal["hallucination", "prompt_injection", "drift", "runaway_cost", "escalation_overload", "scope_creep"]
-Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
 
 
 class Rule(_Strict):
@@ -217,11 +220,23 @@ class NotifySettings(_Strict):
     base_url: HttpUrl | None = None
 
 
+class IncidentSettings(_Strict):
+    """When signals become incidents, and the postmortem clock."""
+
+    # A signal opens an incident when its severity is at least this (SEV1 highest) for its category;
+    # categories not listed use `open_min_severity`. Lower-severity signals are only stored.
+    open_min_severity: Severity = "SEV3"
+    open_on: dict[Category, Severity] = Field(default_factory=dict)
+    # Days from detection to the postmortem's due date (the playbook says 5-7).
+    postmortem_due_days: int = Field(default=7, ge=5, le=7)
+
+
 class Manifest(_Strict):
     version: Literal[1] = 1
     features: dict[str, Feature] = Field(default_factory=dict)
     monitors: MonitorSettings = Field(default_factory=MonitorSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
 
 
 STARTER_MANIFEST = """\

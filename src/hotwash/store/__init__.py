@@ -7,7 +7,6 @@ SQL strings live outside this package.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.resources import files
@@ -22,7 +21,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Connection,
-    Engine,
     Integer,
     String,
     Table,
@@ -33,11 +31,16 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hotwash.errors import StoreError
+from hotwash.store.auth import AuthQueries
 from hotwash.store.engine import make_engine
+from hotwash.store.evals import EvalQueries
+from hotwash.store.flags import FlagQueries
+from hotwash.store.incidents import IncidentQueries
+from hotwash.store.postmortems import PostmortemQueries
 from hotwash.store.tables import behaviours, changes, events, metadata, rollups, signals
 from hotwash.store.types import UtcDateTime
 
@@ -81,13 +84,12 @@ def _last_value_memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-class Store:
-    """A hotwash database. Thread-safe; each unit of work takes its own connection."""
+class Store(IncidentQueries, FlagQueries, PostmortemQueries, EvalQueries, AuthQueries):
+    """A hotwash database. Thread-safe; each unit of work takes its own connection.
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
-        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+    Telemetry and detection queries are here; the workflow's live in the mixins
+    (``store/incidents.py``, ``flags.py``, ``postmortems.py``, ``evals.py``, ``auth.py``).
+    """
 
     # -- schema -----------------------------------------------------------------------------
     def migrate(self, revision: str = "head") -> None:
@@ -123,16 +125,7 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    # -- units of work ----------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One unit of work: committed (durably) when the block exits, rolled back on error."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StoreError(f"the store failed during a write: {exc.orig}") from exc
-
+    # -- units of work (transaction() is StoreBase's) ------------------------------------
     def insert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
         """Insert ``rows``, skipping ids already stored. Returns the ids actually inserted."""
         return self._insert_new(conn, events, rows)

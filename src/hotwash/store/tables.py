@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -180,4 +181,226 @@ deliveries = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     # The UI and health checks count what did not get through.
     Index(None, "status"),
+)
+
+
+# -- the incident workflow (migration 0005) -------------------------------------------------
+# Incidents are numbered INC-<id>. `version` is bumped by every change: an update carrying an
+# older version is refused (optimistic concurrency), so two responders never silently overwrite.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("feature", String(200), nullable=False),  # the primary affected feature
+    Column("features", JSON_, nullable=False),  # every affected feature, primary first
+    Column("lead", String(200)),
+    Column("opened_by", String(200), nullable=False),
+    Column("opened_at", UtcDateTime(), nullable=False),
+    # Milestones: data time of the first evidence, then wall-clock times of each playbook step.
+    Column("started_at", UtcDateTime()),
+    Column("detected_at", UtcDateTime(), nullable=False),
+    Column("contained_at", UtcDateTime()),
+    Column("communicated_at", UtcDateTime()),
+    Column("diagnosed_at", UtcDateTime()),
+    Column("mitigated_at", UtcDateTime()),
+    Column("postmortem_at", UtcDateTime()),
+    Column("verified_at", UtcDateTime()),
+    Column("closed_at", UtcDateTime()),
+    Column("blast", JSON_),  # events / sessions / users / spend in the window
+    Column("containment", JSON_),  # the mode used and its parameters
+    Column("mitigation", JSON_),  # description and link to the change
+    Column("version", Integer, nullable=False, server_default="1"),
+    Index(None, "feature", "category", "status"),
+    Index(None, "status"),
+)
+
+incident_participants = Table(
+    "incident_participants",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("person", String(200), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("added_at", UtcDateTime(), nullable=False),
+)
+
+# A signal belongs to at most one incident.
+incident_signals = Table(
+    "incident_signals",
+    metadata,
+    Column("signal_id", Integer, ForeignKey("signals.id", ondelete="CASCADE"), primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("attached_at", UtcDateTime(), nullable=False),
+    Index(None, "incident_id"),
+)
+
+# Everything that happens to an incident: transitions, flag changes, status updates, signals,
+# notes, diagnosis answers, mitigations, proofs. `kind` says which; `data` keeps the details.
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("ts", UtcDateTime(), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("data", JSON_),
+    Index(None, "incident_id", "ts"),
+)
+
+# The kill switch of each feature. No row = the manifest's default (enabled).
+flags = Table(
+    "flags",
+    metadata,
+    Column("feature", String(200), primary_key=True),
+    Column("mode", String(16), nullable=False),
+    Column("params", JSON_),  # throttle rate/budget, rollback versions
+    Column("reason", Text),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="SET NULL")),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+)
+
+# Answers to the category's diagnostic questions: pre-filled from telemetry ("auto"), editable.
+diagnosis = Table(
+    "diagnosis",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("question", String(64), primary_key=True),
+    Column("answer", Text, nullable=False),
+    Column("evidence", JSON_),
+    Column("source", String(16), nullable=False),  # auto | human
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+# People (UI login) and machine tokens. Only hashes are stored.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("password_hash", Text),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime()),
+    Column("revoked_at", UtcDateTime()),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(128), primary_key=True),
+    Column("user_name", String(200), ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+# One postmortem per incident; the Markdown text is canonical. Category / feature / severity are
+# copied from the incident so the library filters without joins.
+postmortems = Table(
+    "postmortems",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # draft | in_review | published
+    Column("title", Text, nullable=False),
+    Column("markdown", Text, nullable=False),
+    Column("author", String(200)),
+    Column("lead", String(200)),
+    Column("category", String(32), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("published_at", UtcDateTime()),
+    Column("accepted", JSON_),  # lint findings a reviewer accepted: [{rule, quote, by, at}]
+    Column("version", Integer, nullable=False, server_default="1"),
+    Index(None, "status"),
+)
+
+postmortem_reads = Table(
+    "postmortem_reads",
+    metadata,
+    Column("postmortem_id", Integer, ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True),
+    Column("person", String(200), primary_key=True),
+    Column("read_at", UtcDateTime(), nullable=False),
+)
+
+# Action items, tracked like bugs until done or deferred with a reason.
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # open | done | deferred
+    Column("reason", Text),
+    Column("link", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("closed_at", UtcDateTime()),
+    Column("last_reminded_at", UtcDateTime()),
+    Index(None, "status", "due_at"),
+    Index(None, "incident_id"),
+)
+
+# Regression cases live as YAML files in the user's repo; this is their index.
+eval_cases = Table(
+    "eval_cases",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="SET NULL")),
+    Column("feature", String(200)),
+    Column("category", String(32)),
+    Column("path", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index(None, "incident_id"),
+)
+
+# Monitors born from incidents (`hotwash monitor add --from`): rules in the same shape as the
+# manifest's `monitors.rules`, run by the same engine.
+stored_monitors = Table(
+    "stored_monitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="SET NULL")),
+    Column("feature", String(200), nullable=False),
+    Column("rule", JSON_, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# The verify step's two proofs, kept each time they are computed; the newest of each kind counts.
+proofs = Table(
+    "proofs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # regression | monitor
+    Column("ok", Boolean, nullable=False),
+    Column("data", JSON_, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index(None, "incident_id", "kind"),
 )

@@ -18,8 +18,14 @@ from hotwash.detect.checks import EventChecker
 from hotwash.detect.engine import MonitorEngine
 from hotwash.detect.live import LiveDetector
 from hotwash.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
     HotwashError,
+    IllegalTransition,
     InputError,
+    InvalidValue,
+    NotFound,
     PayloadError,
     PayloadTooLarge,
     StoreError,
@@ -32,6 +38,7 @@ from hotwash.store import Store, open_store
 from hotwash.telemetry import otlp
 from hotwash.telemetry.model import Event, Record, parse_record
 from hotwash.telemetry.writer import EventWriter, WriteResult
+from hotwash.web.api import include_routers
 from hotwash.web.body import read_body
 
 
@@ -64,6 +71,23 @@ def _map_write_and_detect(app: FastAPI, body: bytes, content_type: str) -> otlp.
     return batch
 
 
+def _status_of(exc: HotwashError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status of a deliberate error, and the fields a client can act on."""
+    if isinstance(exc, Forbidden):
+        return 403, {}
+    if isinstance(exc, AuthError):
+        return 401, {}
+    if isinstance(exc, NotFound):
+        return 404, {}
+    if isinstance(exc, IllegalTransition):
+        return 409, {"state": exc.state, "event": exc.event, "allowed": exc.allowed}
+    if isinstance(exc, Conflict):
+        return 409, {}
+    if isinstance(exc, InvalidValue):
+        return 422, {"field": exc.field}
+    return 400, {}
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     """Build the app. The store is opened (and checked to be migrated) at startup."""
 
@@ -74,6 +98,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         st.check_ready()
         manifest = load_manifest(settings.manifest)
         app.state.store = st
+        app.state.settings = settings
+        app.state.manifest = manifest
         app.state.writer = EventWriter(st, EventChecker(manifest))
         _, last = st.data_range()
         # Minutes before the newest stored one were judged by an earlier run (or `hotwash detect`).
@@ -162,6 +188,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
 
     @app.exception_handler(HotwashError)
     async def _hotwash_error(_: Request, exc: HotwashError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        status, extra = _status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(exc), **extra}, status_code=status, headers=headers)
+
+    include_routers(app)
 
     return app

@@ -1,0 +1,12 @@
+"""The JSON API routers under ``/api/v1``, one module per part of the playbook."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include_routers(app: FastAPI) -> None:
+    from hotwash.web.api import actions, auth, evals, flags, incidents, insights, postmortems
+
+    for module in (incidents, flags, postmortems, actions, evals, insights, auth):
+        app.include_router(module.router, prefix="/api/v1")
