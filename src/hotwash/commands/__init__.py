@@ -6,8 +6,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from hotwash.commands import action, auth, evals, flag, incident, insights, monitor, postmortem
+    from hotwash.commands import action, auth, diagnosis, evals, flag, incident, insights, monitor, postmortem
 
+    diagnosis.register(incident.app)
     app.add_typer(incident.app, name="incident")
     app.add_typer(flag.app, name="flag")
     app.add_typer(postmortem.app, name="postmortem")

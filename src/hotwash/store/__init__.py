@@ -36,6 +36,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hotwash.errors import StoreError
 from hotwash.store.auth import AuthQueries
+from hotwash.store.diagnosis import DiagnosisQueries
 from hotwash.store.engine import make_engine
 from hotwash.store.evals import EvalQueries
 from hotwash.store.flags import FlagQueries
@@ -84,11 +85,11 @@ def _last_value_memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-class Store(IncidentQueries, FlagQueries, PostmortemQueries, EvalQueries, AuthQueries):
+class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, EvalQueries, AuthQueries):
     """A hotwash database. Thread-safe; each unit of work takes its own connection.
 
     Telemetry and detection queries are here; the workflow's live in the mixins
-    (``store/incidents.py``, ``flags.py``, ``postmortems.py``, ``evals.py``, ``auth.py``).
+    (``store/incidents.py``, ``diagnosis.py``, ``flags.py``, ``postmortems.py``, ``evals.py``, ``auth.py``).
     """
 
     # -- schema -----------------------------------------------------------------------------

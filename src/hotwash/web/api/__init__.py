@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def include_routers(app: FastAPI) -> None:
-    from hotwash.web.api import actions, auth, evals, flags, incidents, insights, postmortems
+    from hotwash.web.api import actions, auth, diagnosis, evals, flags, incidents, insights, postmortems
 
-    for module in (incidents, flags, postmortems, actions, evals, insights, auth):
+    for module in (incidents, diagnosis, flags, postmortems, actions, evals, insights, auth):
         app.include_router(module.router, prefix="/api/v1")
