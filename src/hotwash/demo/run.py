@@ -4,6 +4,7 @@ of failure, ingested through the real path and judged by every monitor."""
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hotwash.demo.scenarios import demo_weeks
-from hotwash.detect.checks import EventChecker
 from hotwash.detect.engine import MonitorEngine, save
+from hotwash.detect.pool import ParallelChecker
 from hotwash.manifest import load_manifest
 from hotwash.settings import get_settings
 from hotwash.store import open_store
@@ -59,11 +60,13 @@ def run_demo(workspace: Path, *, weeks: int, console: Console) -> dict[str, Any]
     sample = workspace / "telemetry.jsonl"
     console.print(f"simulating {weeks} weeks of {', '.join(scenario.features)} into {sample}")
     total = scenario.write_jsonl(str(sample))
-    with Progress(TextColumn("[bold]ingest + per-event checks"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    with ExitStack() as stack, Progress(TextColumn("[bold]ingest + per-event checks"), BarColumn(),
+                                        MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                                        transient=True) as progress:
         task = progress.add_task("ingest", total=total)
+        checker = stack.enter_context(ParallelChecker(manifest, workers=settings.check_workers))
         report = ingest_streams(
-            open_inputs([str(sample)]), writer=EventWriter(store, EventChecker(manifest)),
+            open_inputs([str(sample)]), writer=EventWriter(store, checker),
             quarantine=Quarantine(settings.quarantine_dir), batch_size=settings.batch_size,
             max_record_bytes=settings.max_record_bytes,
             on_batch=lambda _n, _l, _p, r: progress.advance(task, r.accepted + r.duplicates),

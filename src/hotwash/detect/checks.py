@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -133,6 +133,10 @@ class EventChecker:
 
     def feature(self, name: str) -> Feature:
         return self.manifest.features.get(name, self._default)
+
+    def check_many(self, events: Sequence[Event]) -> list[EventVerdict]:
+        """Verdicts for a batch, in order (the parallel checker spreads this over processes)."""
+        return [self.check(e) for e in events]
 
     def check(self, event: Event) -> EventVerdict:
         spec = self.feature(event.feature)

@@ -145,6 +145,7 @@ class EventWriter:
         change_rows: list[dict[str, Any]] = []
         counters: dict[str, dict[str, int]] = {}
         first_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        fresh_events: list[Event] = []
         for rec in records:
             key = ("c:" if isinstance(rec, ChangeEvent) else "e:") + rec.id
             if key in seen:
@@ -154,19 +155,19 @@ class EventWriter:
             if isinstance(rec, ChangeEvent):
                 change_rows.append(change_row(rec, now=now))
             else:
-                row = event_row(rec, now=now)
-                if self.checker is not None:
-                    verdict = self.checker.check(rec)
-                    row["findings"] = verdict.findings_json()
-                    if verdict.counters:
-                        counters[rec.id] = verdict.counters
-                    for kind, name in verdict.behaviours:
-                        key = (rec.feature, kind, name)
-                        known = first_seen.get(key)
-                        if known is None or rec.ts < known["first_seen"]:
-                            first_seen[key] = {"feature": rec.feature, "kind": kind, "name": name,
-                                               "first_seen": rec.ts, "first_event": rec.id}
-                event_rows.append(row)
+                fresh_events.append(rec)
+                event_rows.append(event_row(rec, now=now))
+        if self.checker is not None and fresh_events:
+            for rec, row, verdict in zip(fresh_events, event_rows, self.checker.check_many(fresh_events), strict=True):
+                row["findings"] = verdict.findings_json()
+                if verdict.counters:
+                    counters[rec.id] = verdict.counters
+                for kind, name in verdict.behaviours:
+                    key = (rec.feature, kind, name)
+                    known = first_seen.get(key)
+                    if known is None or rec.ts < known["first_seen"]:
+                        first_seen[key] = {"feature": rec.feature, "kind": kind, "name": name,
+                                           "first_seen": rec.ts, "first_event": rec.id}
         if not event_rows and not change_rows:
             return result
 
