@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hotwash.detect.engine import Signal
+if TYPE_CHECKING:
+    from hotwash.detect.engine import Signal
+
 
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")  # most severe first
 # An alert lists at most this many evidence event ids (the signal pages hold them all).

@@ -111,6 +111,10 @@ class Dispatcher:
         with self._lock:
             return self._dropped
 
+    def queue_depths(self) -> dict[str, int]:
+        """Signals waiting in each channel: queued, or held for grouping before their send (``/metrics``)."""
+        return {w.channel.name: w.depth() for w in self._workers}
+
     def submit(self, signals: Iterable[tuple[int, Signal]]) -> None:
         """Queue stored signals, given as (id, signal), for every channel that wants them.
 
@@ -121,6 +125,14 @@ class Dispatcher:
             wanted = [it for it in items if worker.channel.accepts(it[1].severity)]
             if wanted:
                 worker.offer(wanted)
+
+    def announce(self, alert: Alert) -> None:
+        """Queue a notice that is not about signals (a postmortem published, action items overdue)
+        for every channel that accepts its severity. Sent on its own, never grouped, retried like
+        alerts; not recorded in ``deliveries`` (which is kept per signal). Never waits on a receiver."""
+        for worker in self._workers:
+            if worker.channel.accepts(alert.severity):
+                worker.offer_notice(alert)
 
     def close(self, timeout: float = 10.0) -> bool:
         """Deliver every pending signal now (group windows cut short) and stop the workers.
@@ -183,6 +195,7 @@ class _Worker:
         self.channel = channel
         self._queue: deque[tuple[int, Signal]] = deque()
         self._drops: list[int] = []
+        self._notices: deque[Alert] = deque()  # announce(): sent as they are, not grouped
         self._cond = threading.Condition()
         self._groups: dict[tuple[str, str], _Group] = {}
         self.thread = threading.Thread(target=self._run, name=f"hotwash-notify-{channel.name}", daemon=True)
@@ -203,6 +216,23 @@ class _Worker:
             if closed:  # no worker left to record them
                 self.d._record(dropped, self.channel.name, "dropped", 0, "dispatcher closed")
 
+    def offer_notice(self, alert: Alert) -> None:
+        with self._cond:
+            closed = self.d._closing.is_set()
+            if not closed and len(self._notices) < self.d.max_queue:
+                self._notices.append(alert)
+                self._cond.notify()
+                return
+        self.d._count_drops(1)
+        log.warning("%s: dropped notice %r: %s", self.channel.name, alert.title,
+                    "dispatcher closed" if closed else f"queue full ({self.d.max_queue})")
+
+    def depth(self) -> int:
+        with self._cond:
+            queued = len(self._queue)
+        # The worker thread owns the groups; list() snapshots the values in one step under the GIL.
+        return queued + sum(len(g.pending) for g in list(self._groups.values()))
+
     def wake(self) -> None:
         with self._cond:
             self._cond.notify()
@@ -213,7 +243,7 @@ class _Worker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self._queue or self._drops or self.d._closing.is_set()):
+                while not (self._queue or self._drops or self._notices or self.d._closing.is_set()):
                     due = self._next_due()
                     if due is not None and due <= time.monotonic():
                         break
@@ -221,10 +251,14 @@ class _Worker:
                 batch = list(self._queue)
                 self._queue.clear()
                 drops, self._drops = self._drops, []
+                notices = list(self._notices)
+                self._notices.clear()
                 closing = self.d._closing.is_set()
             if drops:
                 self.d._record(drops, self.channel.name, "dropped", 0,
                                f"queue full: more than {self.d.max_queue} signals waiting for this channel")
+            for notice in notices:
+                self._send(notice, [])
             now = time.monotonic()
             for item in batch:
                 key = (item[1].feature, item[1].category)
@@ -243,12 +277,15 @@ class _Worker:
                 group.due = time.monotonic() + self.d.group_window
             if closing:
                 with self._cond:
-                    if not (self._queue or self._drops):
+                    if not (self._queue or self._drops or self._notices):
                         return
 
     def _deliver(self, items: list[tuple[int, Signal]]) -> None:
         alert = Alert.from_signals(items, base_url=self.d.base_url)
-        notifier, ids = self.channel.notifier, alert.signal_ids
+        self._send(alert, alert.signal_ids)
+
+    def _send(self, alert: Alert, ids: list[int]) -> None:
+        notifier = self.channel.notifier
         attempts = 0
         while True:
             attempts += 1
