@@ -14,17 +14,22 @@ engine has already judged their minute.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from hotwash.detect.monitors import Monitor, monitors_for
+from hotwash.detect.monitors import Monitor, UserRule, monitors_for
 from hotwash.detect.series import MINUTE, FeatureSeries, floor_minute
-from hotwash.manifest import Feature, Manifest
+from hotwash.manifest import Feature, Manifest, Rule
 from hotwash.store import Store
+
+log = logging.getLogger("hotwash.detect")
 
 # How far back each signal's diagnosis looks for changes (deploys, prompt/model switches).
 CHANGE_HORIZON = timedelta(days=7)
@@ -74,13 +79,21 @@ def _plain(value: Any) -> Any:
 
 
 class MonitorEngine:
+    """Runs every built-in monitor, the manifest's rules and the enabled stored monitors (born from
+    incidents, `hotwash monitor add --from`); with ``only``, exactly those rules and nothing else, which
+    is how candidate and stored monitors are replayed over an incident's data by this same code."""
+
     def __init__(self, store: Store, manifest: Manifest | None = None, *,
-                 lateness: timedelta = timedelta(0), start_at: datetime | None = None) -> None:
+                 lateness: timedelta = timedelta(0), start_at: datetime | None = None,
+                 only: Sequence[Rule] | None = None) -> None:
         self.store = store
         self.manifest = manifest or Manifest()
         self.lateness = lateness
         self.cooldown = self.manifest.monitors.cooldown
+        self.only = list(only) if only is not None else None
         self._monitors: dict[str, list[Monitor]] = {}
+        self._stored: list[Rule] = []
+        self._stamp: tuple[tuple[int, bool], ...] | None = None
         self._series: dict[str, FeatureSeries] = {}
         self._closed: datetime | None = floor_minute(start_at) if start_at else None
         self._lock = threading.Lock()
@@ -88,13 +101,37 @@ class MonitorEngine:
     # -- configuration ------------------------------------------------------------------------
     def monitors(self, feature: str) -> list[Monitor]:
         if feature not in self._monitors:
-            spec = self.manifest.features.get(feature, Feature())
-            self._monitors[feature] = monitors_for(self.manifest.monitors, spec)
+            if self.only is not None:
+                built: list[Monitor] = [UserRule(r) for r in self.only]
+            else:
+                spec = self.manifest.features.get(feature, Feature())
+                built = [*monitors_for(self.manifest.monitors, spec), *(UserRule(r) for r in self._stored)]
+            # A rule scoped to other features never fires here: leave it out (and its feature's data unread).
+            self._monitors[feature] = [m for m in built if not isinstance(m, UserRule)
+                                       or m.rule.features is None or feature in m.rule.features]
         return self._monitors[feature]
+
+    def refresh_stored(self) -> None:
+        """Reload the stored monitors if they changed since the last look (one small query)."""
+        if self.only is not None:
+            return
+        stamp = self.store.stored_monitors_stamp()
+        if stamp == self._stamp:
+            return
+        rules = []
+        for row in self.store.list_stored_monitors(enabled=True):
+            try:
+                rule = Rule.model_validate({"features": [row["feature"]], **row["rule"]})
+            except ValidationError as exc:  # a bad row must not stop detection of everything else
+                log.warning("stored monitor %s is not a valid rule and is skipped: %s", row["name"], exc)
+                continue
+            rules.append(rule)
+        self._stored, self._stamp = rules, stamp
+        self._monitors.clear()
 
     def history(self, feature: str) -> int:
         """Minutes of past data the monitors of ``feature`` need, plus the cooldown."""
-        return max(m.lookback for m in self.monitors(feature)) + self.cooldown + 1
+        return max((m.lookback for m in self.monitors(feature)), default=1) + self.cooldown + 1
 
     # -- backtest -----------------------------------------------------------------------------
     def backtest(self, *, since: datetime | None = None, until: datetime | None = None) -> list[Signal]:
@@ -104,8 +141,11 @@ class MonitorEngine:
             return []
         since = floor_minute(since) if since else lo
         until = floor_minute(until) if until else hi + MINUTE
+        self.refresh_stored()
         signals: list[Signal] = []
         for feature in self.store.features():
+            if not self.monitors(feature):
+                continue
             t0 = since - self.history(feature) * MINUTE
             series = FeatureSeries.load(self.store, feature, t0, until)
             if not series["events"].any():
@@ -127,6 +167,7 @@ class MonitorEngine:
             if closed <= self._closed:
                 return []
             prev, self._closed = self._closed, closed
+            self.refresh_stored()
             fresh: dict[str, list[dict[str, Any]]] = {}
             for row in self.store.rollups_between(prev, closed):
                 fresh.setdefault(row["feature"], []).append(row)

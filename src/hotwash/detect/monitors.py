@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from scipy import stats
 
 from hotwash.detect.series import FeatureSeries, block_sums, lagged_sum, safe_div, window_sum
 from hotwash.manifest import Feature, MonitorSettings, Rule
@@ -25,6 +24,13 @@ DAY = 1440
 # A learned baseline counts only once it rests on this many events (or checked answers);
 # before that, monitors that compare with it stay silent rather than guess.
 MIN_BASELINE = 300
+
+
+def _special() -> Any:
+    """scipy.special, imported on first use: the CLI must not pay for SciPy unless a monitor runs."""
+    import scipy.special
+
+    return scipy.special
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Monitor(Protocol):
 def _binom_sf(k: np.ndarray, n: np.ndarray, p: np.ndarray | float) -> np.ndarray:
     """P(X >= k) for X ~ Binomial(n, p), vectorised; 1 where n == 0."""
     with np.errstate(invalid="ignore"):
-        return np.where(n > 0, stats.binom.sf(k - 1, n.astype(np.int64), p), 1.0)
+        return np.where(n > 0, _special().bdtrc(k - 1, n.astype(np.int64), p), 1.0)  # binomial survival P(X >= k)
 
 
 def _first_data(s: FeatureSeries) -> int:
@@ -541,7 +547,7 @@ class QualityDrift:
 
     def _hour_flags(self, s: FeatureSeries) -> tuple[int, np.ndarray, dict]:
         offset, tests = self._tests(s)
-        z = stats.norm.isf(self.cfg.p_value)
+        z = -_special().ndtri(self.cfg.p_value)  # the normal quantile with p_value above it
         flags = None
         for name, _, _, worse in _QUALITY:
             t, rel, _ = tests[name]
@@ -564,7 +570,7 @@ class QualityDrift:
         moved = {}
         for name, _, _, _ in _QUALITY:
             t, rel, m0 = tests[name]
-            if 0 <= h < len(t) and abs(t[h]) >= stats.norm.isf(self.cfg.p_value):
+            if 0 <= h < len(t) and abs(t[h]) >= -_special().ndtri(self.cfg.p_value):
                 moved[name] = {"change": float(rel[h]), "baseline": float(m0[h]), "t": float(t[h])}
         words = ", ".join(f"{k} {'+' if v['change'] > 0 else ''}{_pct(v['change'])}" for k, v in moved.items())
         return Description(max(0, i - self.recent * 60 + 1),
@@ -582,6 +588,8 @@ _RATIOS = {
     "output_chars_mean": ("output_chars", "events"), "latency_ms_mean": ("latency_sum", "events"),
     "nonprod_share": ("nonprod", "events"),
 }
+# Rule metrics that are a ratio of two counts (their value is noisy when few events back it).
+RATIO_METRICS = frozenset(_RATIOS)
 
 
 class UserRule:
@@ -597,7 +605,8 @@ class UserRule:
         self.severity = rule.severity
         self.lookback = rule.window
 
-    def _values(self, s: FeatureSeries) -> tuple[np.ndarray, np.ndarray]:
+    def values(self, s: FeatureSeries) -> tuple[np.ndarray, np.ndarray]:
+        """The rule's metric at every minute of ``s``, and the events over its window (the volume)."""
         w, m = self.rule.window, self.rule.metric
         volume = window_sum(s["events"], w)
         if m in _RATIOS:
@@ -614,11 +623,11 @@ class UserRule:
     def condition(self, s: FeatureSeries) -> np.ndarray:
         if self.rule.features is not None and s.feature not in self.rule.features:
             return np.zeros(len(s), dtype=bool)
-        value, volume = self._values(s)
+        value, volume = self.values(s)
         return (volume >= self.rule.min_volume) & _OPS[self.rule.comparison](value, self.rule.threshold)
 
     def describe(self, s: FeatureSeries, i: int) -> Description:
-        value = float(self._values(s)[0][i])
+        value = float(self.values(s)[0][i])
         r = self.rule
         return Description(max(0, i - r.window + 1),
                            f"rule {r.name}: {r.metric} of {s.feature} over {r.window} min is {value:.4g} "
