@@ -19,6 +19,7 @@ from hotwash.commands.common import JsonOpt, err, out, parse_time, print_json
 from hotwash.commands.common import settings as settings_
 from hotwash.commands.common import store as open_checked_store
 from hotwash.detect.checks import EventChecker
+from hotwash.detect.pool import ParallelChecker
 from hotwash.errors import HotwashError, InputError
 from hotwash.manifest import load_manifest, write_starter_manifest
 from hotwash.store import open_store
@@ -57,7 +58,7 @@ def status(json_: JsonOpt = False) -> None:
     """What the store holds: events per feature, changes, signals, incidents."""
     store = _store(_settings())
     data = store.status()
-    data.setdefault("incidents", 0)  # incidents arrive with the incident workflow
+    data["incidents"] = store.incident_count()
     if json_:
         _print_json(data)
         return
@@ -102,12 +103,12 @@ def ingest(
             progress.update(task, advance=max(position - prev, 0), name=Path(name).name)
             done_before[name] = position
 
-        report = ingest_streams(
-            open_inputs(paths), writer=EventWriter(store, EventChecker(load_manifest(settings.manifest))),
-            reader=reader,
-            quarantine=Quarantine(settings.quarantine_dir), batch_size=settings.batch_size,
-            max_record_bytes=settings.max_record_bytes, on_batch=on_batch,
-        )
+        with ParallelChecker(load_manifest(settings.manifest), workers=settings.check_workers) as checker:
+            report = ingest_streams(
+                open_inputs(paths), writer=EventWriter(store, checker), reader=reader,
+                quarantine=Quarantine(settings.quarantine_dir), batch_size=settings.batch_size,
+                max_record_bytes=settings.max_record_bytes, on_batch=on_batch,
+            )
     store.dispose()
     if json_:
         _print_json(report.to_json())
@@ -133,6 +134,9 @@ def detect(
     since: Annotated[str | None, typer.Option(help="Only signals that fired at or after this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Only signals that fired before this time.")] = None,
     notify: Annotated[bool, typer.Option(help="Alert the configured channels about new signals.")] = True,
+    open_: Annotated[bool, typer.Option("--open", help="Open incidents from the signals by the manifest's policy "
+                                                       "(or attach them to the open incident of their feature and "
+                                                       "category).")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run every monitor over the stored telemetry (backtest) and store the signals it finds."""
@@ -146,14 +150,26 @@ def detect(
     signals = engine.backtest(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"))
     new = save(store, signals)
     dispatcher = open_dispatcher(store, manifest.notify, os.environ) if notify and new else None
-    if dispatcher is not None:
+    if open_ and dispatcher is None and notify:
+        dispatcher = open_dispatcher(store, manifest.notify, os.environ)
+    if dispatcher is not None and new:
         dispatcher.submit(with_ids(store, new))
+    touched = []
+    if open_:
+        from hotwash.incidents.service import on_signals
+
+        touched = on_signals(store, manifest, signals, dispatcher=dispatcher)
+    if dispatcher is not None:
         dispatcher.close(timeout=30)
     store.dispose()
     if json_:
         for sig in signals:
             _print_json({k: v for k, v in sig.to_json().items() if k != "details"})
         return
+    for inc in touched:
+        verb = "opened" if inc.get("opened") else "updated"
+        err.print(f"{verb} {inc['id']} [{inc['severity']}] {inc['category']} on {escape(inc['feature'])}: "
+                  f"{escape(inc['title'])}", highlight=False)
     table = Table(title=f"{len(signals)} signals ({len(new)} new)")
     for col in ("detected", "severity", "feature", "monitor", "summary"):
         table.add_column(col)

@@ -27,11 +27,16 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(default=1_048_576, gt=0, description="Largest accepted telemetry record.")
     max_body_bytes: int = Field(default=32 * 1_048_576, gt=0, description="Largest HTTP body, decompressed.")
     batch_size: int = Field(default=5000, gt=0, le=20_000, description="Events per database transaction.")
+    check_workers: int = Field(default=0, ge=0, le=64,
+                               description="Processes for the per-event checks of bulk ingest (0: one per CPU).")
     ingest_token: str | None = Field(default=None, description="Bearer token required by the ingest endpoints.")
     admin_token: str | None = Field(default=None, description="Bootstrap bearer token with the admin role.")
     trusted_user_header: str | None = Field(
         default=None, description="Header set by a trusted reverse proxy naming the logged-in person.")
     session_hours: int = Field(default=12, gt=0, le=24 * 30, description="Lifetime of a web login.")
+    flag_max_age: int = Field(
+        default=5, ge=0, le=3600,
+        description="Seconds applications may cache a flag read (Cache-Control max-age of /api/v1/flags).")
     dev_mode: bool = Field(default=False, description="Allow an unauthenticated server on a non-loopback address.")
 
     @property
