@@ -30,6 +30,7 @@ class LiveDetector:
         self._wake = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._stop = False
+        self._pending_since: float | None = None  # monotonic time the oldest unjudged data arrived
         self.errors = 0
         self._thread = threading.Thread(target=self._run, name="hotwash-live-detector", daemon=True)
         self._thread.start()
@@ -39,7 +40,15 @@ class LiveDetector:
         with self._lock:
             if self._watermark is None or watermark > self._watermark:
                 self._watermark = watermark
+                if self._pending_since is None:
+                    self._pending_since = time.monotonic()
         self._wake.set()
+
+    def lag_seconds(self) -> float:
+        """How long the oldest data not yet judged by the monitors has waited (0 when caught up)."""
+        with self._lock:
+            since = self._pending_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every observed watermark has been judged (tests, shutdown)."""
@@ -58,6 +67,7 @@ class LiveDetector:
             self._wake.clear()
             with self._lock:
                 watermark = self._watermark
+                started = time.monotonic()
             if watermark is None or watermark == self._done:
                 continue
             try:
@@ -70,6 +80,8 @@ class LiveDetector:
                 log.exception("live detection failed at data time %s; it continues with later data", watermark)
             with self._idle:
                 self._done = watermark
+                # Data observed during this pass arrived after it started.
+                self._pending_since = None if self._done == self._watermark else started
                 self._idle.notify_all()
             if not self._stop:
                 time.sleep(self.interval)  # let requests accumulate: one pass per interval, not per request

@@ -41,6 +41,7 @@ from hotwash.store.engine import make_engine
 from hotwash.store.evals import EvalQueries
 from hotwash.store.flags import FlagQueries
 from hotwash.store.incidents import IncidentQueries
+from hotwash.store.insights import InsightQueries
 from hotwash.store.postmortems import PostmortemQueries
 from hotwash.store.tables import behaviours, changes, events, metadata, rollups, signals
 from hotwash.store.types import UtcDateTime
@@ -85,7 +86,8 @@ def _last_value_memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, EvalQueries, AuthQueries):
+class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, EvalQueries, AuthQueries,
+            InsightQueries):
     """A hotwash database. Thread-safe; each unit of work takes its own connection.
 
     Telemetry and detection queries are here; the workflow's live in the mixins

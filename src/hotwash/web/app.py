@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,8 +15,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from hotwash.actions.service import OverdueReminders
 from hotwash.detect.checks import EventChecker
-from hotwash.detect.engine import MonitorEngine
+from hotwash.detect.engine import MonitorEngine, Signal
 from hotwash.detect.live import LiveDetector
 from hotwash.errors import (
     AuthError,
@@ -31,6 +33,7 @@ from hotwash.errors import (
     StoreError,
     UnsupportedMediaType,
 )
+from hotwash.incidents import service as incident_service
 from hotwash.manifest import load_manifest
 from hotwash.notify import open_dispatcher, with_ids
 from hotwash.settings import Settings
@@ -40,6 +43,10 @@ from hotwash.telemetry.model import Event, Record, parse_record
 from hotwash.telemetry.writer import EventWriter, WriteResult
 from hotwash.web.api import include_routers
 from hotwash.web.body import read_body
+from hotwash.web.metrics import mount_metrics
+from hotwash.web.ui import mount_ui
+
+log = logging.getLogger(__name__)
 
 
 class IngestResult(BaseModel):
@@ -58,6 +65,7 @@ class StatusOut(BaseModel):
 def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
     """Make the records durable, then tell the live detector how far data time has come."""
     result = app.state.writer.write(records)
+    app.state.metrics.observe_write(result.accepted, result.duplicates)
     events = [r.ts for r in records if isinstance(r, Event)]
     if events:
         app.state.live.observe(max(events))
@@ -66,6 +74,7 @@ def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
 
 def _map_write_and_detect(app: FastAPI, body: bytes, content_type: str) -> otlp.OtlpBatch:
     batch = otlp.decode_and_map(body, content_type)
+    app.state.metrics.observe_rejected(len(batch.rejected))
     if batch.records:
         _write_and_detect(app, batch.records)
     return batch
@@ -106,11 +115,26 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         app.state.engine = MonitorEngine(st, manifest, start_at=last)
         dispatcher = open_dispatcher(st, manifest.notify, os.environ)
         app.state.dispatcher = dispatcher
-        on_signals = (lambda new: dispatcher.submit(with_ids(st, new))) if dispatcher is not None else None
+        def on_signals(new: list[Signal]) -> None:
+            app.state.metrics.observe_signals(new)
+            if dispatcher is not None:
+                dispatcher.submit(with_ids(st, new))
+            # Signals become incidents by policy (and may auto-contain). A failure here is logged and
+            # must not stop the live detector: the signals are stored, `hotwash detect --open` can redo it.
+            try:
+                incident_service.on_signals(st, manifest, new, dispatcher=dispatcher)
+            except Exception:
+                log.exception("could not open incidents for %d new signals; they are stored, "
+                              "run `hotwash detect --open` to retry", len(new))
+
         app.state.live = LiveDetector(st, app.state.engine, on_signals=on_signals)
+        reminders = (OverdueReminders(st, dispatcher, base_url=str(manifest.notify.base_url or "") or None).start()
+                     if dispatcher is not None else None)
         try:
             yield
         finally:
+            if reminders is not None:
+                reminders.close()
             app.state.live.close(timeout=10)
             if dispatcher is not None:
                 dispatcher.close(timeout=10)
@@ -179,6 +203,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             except InputError as exc:
                 rejected.append({"index": i, "id": obj.get("id") if isinstance(obj, dict) else None,
                                  "reason": exc.reason})
+        request.app.state.metrics.observe_rejected(len(rejected))
         result = await run_in_threadpool(_write_and_detect, request.app, records)
         return IngestResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
 
@@ -193,5 +218,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc), **extra}, status_code=status, headers=headers)
 
     include_routers(app)
+    mount_metrics(app)
+    mount_ui(app)
 
     return app

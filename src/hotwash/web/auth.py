@@ -135,3 +135,31 @@ def require(role: str) -> Callable[[Request], Principal]:
         return principal
 
     return dependency
+
+
+# -- managing people and tokens (the CLI, the API and the admin page share these) ----------------
+def check_name(name: str, field: str = "name") -> str:
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 200 or not name.isprintable():
+        raise InvalidValue(f"not a usable name: {name!r} (1-200 printable characters)", field=field)
+    return name
+
+
+def add_user(store: Store, *, name: str, role: str, password: str | None) -> dict[str, object]:
+    """Create a person, or update their role and password (which also re-enables them).
+
+    ``password`` None makes an account that cannot log in with a password (reverse-proxy logins)."""
+    name = check_name(name)
+    check_role(role)
+    hashed = hash_password(password) if password is not None else None
+    store.upsert_user(name=name, role=role, password_hash=hashed, now=datetime.now(UTC))
+    return {"name": name, "role": role, "password": hashed is not None}
+
+
+def add_token(store: Store, *, name: str, role: str) -> tuple[int, str]:
+    """Make an API token; returns its id and the token itself, which is shown once and never stored."""
+    name = check_name(name)
+    check_role(role)
+    token = new_token()
+    token_id = store.add_token(name=name, token_hash=token_hash(token), role=role, now=datetime.now(UTC))
+    return token_id, token
