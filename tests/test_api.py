@@ -80,10 +80,11 @@ def test_openapi_document_lists_the_ingest_endpoints(client: TestClient) -> None
 def test_serve_refuses_an_open_address_without_a_token(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTWASH_")}
+    subprocess.run([sys.executable, "-m", "hotwash", "init"], env=env, capture_output=True, timeout=60, check=True)
     # It must refuse before binding anything: the address is never listened on.
     r = subprocess.run([sys.executable, "-m", "hotwash", "serve", "--host", "0.0.0.0"], env=env,  # noqa: S104
                        capture_output=True, text=True, timeout=60, check=False)
-    assert r.returncode == 2 and "HOTWASH_INGEST_TOKEN" in r.stderr
+    assert r.returncode == 2 and "HOTWASH_INGEST_TOKEN" in r.stderr and "hotwash token add" in r.stderr
 
 
 def test_live_detection_runs_off_the_request_path(store: Store, tmp_path, db_url: str) -> None:
@@ -98,3 +99,21 @@ def test_live_detection_runs_off_the_request_path(store: Store, tmp_path, db_url
         assert c.app.state.live.wait_idle(timeout=20)
         (sig,) = store.list_signals()
     assert (sig["monitor"], sig["feature"], sig["evidence"]) == ("scope.off_manifest", "bot", ["e3"])
+
+
+def test_ingest_takes_a_responder_token_once_people_or_tokens_exist(store: Store, tmp_path, db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from hotwash.web.auth import token_hash
+
+    settings = get_settings(home=tmp_path / ".hotwash", database_url=db_url)
+    now = datetime.now(UTC)
+    store.add_token(name="ci", token_hash=token_hash("hw_responder"), role="responder", now=now)
+    store.add_token(name="dash", token_hash=token_hash("hw_viewer"), role="viewer", now=now)
+    with TestClient(create_app(settings, store=store)) as c:
+        body = {"events": [EVENT]}
+        assert c.post("/api/v1/events", json=body).status_code == 401  # configured: no longer open
+        assert c.post("/api/v1/events", json=body, headers={"authorization": "Bearer hw_viewer"}).status_code == 401
+        assert c.post("/api/v1/events", json=body, headers={"authorization": "Bearer nope"}).status_code == 401
+        ok = c.post("/api/v1/events", json=body, headers={"authorization": "Bearer hw_responder"})
+        assert ok.status_code == 200 and ok.json()["accepted"] == 1

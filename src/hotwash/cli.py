@@ -278,13 +278,20 @@ def serve(
     from hotwash.web import create_app
 
     settings = _settings()
-    if not _is_loopback(host) and settings.ingest_token is None and not settings.dev_mode:
+    store = _store(settings)  # fail here, clearly, if the store is not ready
+    configured = store.auth_configured() or settings.admin_token is not None or settings.ingest_token is not None
+    store.dispose()
+    if not _is_loopback(host) and not configured and not settings.dev_mode:
         raise HotwashError(
-            f"refusing to serve on {host} without authentication: set HOTWASH_INGEST_TOKEN, "
+            f"refusing to serve on {host} while nobody has to authenticate: add a person or a token "
+            "(`hotwash user add`, `hotwash token add`), or set HOTWASH_ADMIN_TOKEN / HOTWASH_INGEST_TOKEN; "
             "or HOTWASH_DEV_MODE=1 on a trusted network"
         )
-    _store(settings).dispose()  # fail here, clearly, if the store is not ready
-    out.print(f"hotwash serving on http://{host}:{port} (OTLP: /v1/traces, API: /api/v1)")
+    out.print(f"hotwash serving on http://{host}:{port}/ (web UI: /, API: /api/v1, OTLP: /v1/traces, "
+              "metrics: /metrics)")
+    if not configured:
+        out.print("no people or tokens are set up: every request is served as 'local' with the admin role "
+                  "(loopback only)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

@@ -42,6 +42,7 @@ from hotwash.telemetry import otlp
 from hotwash.telemetry.model import Event, Record, parse_record
 from hotwash.telemetry.writer import EventWriter, WriteResult
 from hotwash.web.api import include_routers
+from hotwash.web.auth import identify
 from hotwash.web.body import read_body
 from hotwash.web.metrics import mount_metrics
 from hotwash.web.ui import mount_ui
@@ -145,13 +146,24 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
 
     def require_ingest_token(request: Request) -> None:
-        if settings.ingest_token is None:
-            return
+        """Ingest takes HOTWASH_INGEST_TOKEN, or any credential with the responder role or above
+        (an unconfigured local install is open, as everywhere)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), settings.ingest_token):
-            raise HTTPException(401, "missing or wrong ingest token: send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if (settings.ingest_token is not None and scheme.lower() == "bearer"
+                and hmac.compare_digest(token.strip(), settings.ingest_token)):
+            return
+        try:
+            principal = identify(request)
+        except AuthError:
+            principal = None
+        # The open (unconfigured) principal does not stand in for an ingest token that was set.
+        if (principal is not None and principal.allows("responder")
+                and (principal.via != "open" or settings.ingest_token is None)):
+            return
+        raise HTTPException(401, "missing or wrong ingest token: send 'Authorization: Bearer <token>' with "
+                                 "HOTWASH_INGEST_TOKEN or an API token of role responder or admin",
+                            headers={"WWW-Authenticate": "Bearer"})
 
     auth = [Depends(require_ingest_token)]
 
