@@ -247,15 +247,10 @@ def test_an_incident_from_signal_to_verified_through_the_cli(workspace: Path) ->
 
     hotwash("init")
     assert hotwash("ingest", "telemetry.jsonl", "--json")["accepted"] == len(events)
-    detected = runner.invoke(app, ["detect", "--json"])
+    detected = runner.invoke(app, ["detect", "--open", "--json"])
     assert detected.exit_code == 0, detected.output
     assert [orjson.loads(line)["monitor"] for line in detected.stdout.splitlines()] == ["escalation.rate"]
-    incidents = hotwash("incident", "list", "--json")
-    if not incidents:  # `hotwash detect` does not open incidents (yet): open it from the stored signal
-        hotwash("incident", "open", "--title", "ticket-classifier escalation overload", "--category",
-                "escalation_overload", "--severity", "SEV2", "--feature", FEATURE, "--signal", "1")
-        incidents = hotwash("incident", "list", "--json")
-    [inc] = incidents
+    [inc] = hotwash("incident", "list", "--json")  # opened by `detect --open`, by the manifest's policy
     ref = inc["id"]
     assert (inc["category"], inc["feature"], inc["status"]) == ("escalation_overload", FEATURE, "detected")
 
