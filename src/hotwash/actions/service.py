@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from hotwash.clock import utc_now
 from hotwash.errors import Conflict, DeliveryError, InvalidValue, NotFound
 from hotwash.postmortems.template import ACTION_KINDS, ACTION_STATUSES, PLACEHOLDER_OWNERS
 from hotwash.store import Store
@@ -50,12 +51,7 @@ REMINDER_SEVERITY = "SEV4"
 
 
 # -- values ---------------------------------------------------------------------------------------
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise InvalidValue(f"naive time {now!r}: hotwash keeps timezone-aware UTC times", field="now")
-    return now.astimezone(UTC)
+_now = utc_now
 
 
 def day_start(now: datetime) -> datetime:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from sqlalchemy import Connection
 
+from hotwash.clock import utc_now
 from hotwash.errors import Conflict, HotwashError, IllegalTransition, InvalidValue, NotFound, StaleUpdate
 from hotwash.incidents import lifecycle
 from hotwash.manifest import Category, Manifest, Severity
@@ -64,12 +65,7 @@ def parse_ref(ref: int | str) -> int:
     return int(text)
 
 
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise InvalidValue(f"naive time {now!r}: hotwash keeps timezone-aware UTC times", field="now")
-    return now.astimezone(UTC)
+_now = utc_now
 
 
 def severity_rank(severity: str) -> int:

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hotwash.actions import service as actions_service
+from hotwash.clock import utc_now
 from hotwash.errors import Conflict, DeliveryError, IllegalTransition, InvalidValue, NotFound
 from hotwash.manifest import Manifest
 from hotwash.postmortems.lint import Finding, lint, unaccepted
@@ -73,12 +74,7 @@ _MAX_NAME = 200
 
 
 # -- small helpers -------------------------------------------------------------------------------
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise InvalidValue(f"naive time {now!r}: hotwash keeps timezone-aware UTC times", field="now")
-    return now.astimezone(UTC)
+_now = utc_now
 
 
 def _number(ref: int | str) -> int:
