@@ -306,18 +306,47 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def demo(
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the simulation, print a summary, exit.")] = False,
-    weeks: Annotated[int, typer.Option(min=1, max=8, help="Weeks of traffic to simulate.")] = 4,
-    json_: JsonOpt = False,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Run the simulation and the playbook, print a "
+                                                             "summary, exit.")] = False,
+    weeks: Annotated[int, typer.Option(min=1, max=8, help="Weeks of traffic to simulate.")] = 3,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web UI (on 127.0.0.1).")] = 8321,
+    reuse: Annotated[bool, typer.Option("--reuse", help="Serve the existing ./hotwash-demo without simulating "
+                                                        "again.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object (no serve).")] = False,
 ) -> None:
-    """Simulate weeks of three AI features failing in all six ways, detect it, show what was found."""
-    from hotwash.demo.run import run_demo
+    """Simulate weeks of three AI features failing in all six ways, detect it, work the incidents
+    through the playbook, then serve the web UI on it."""
+    import contextlib
 
-    summary = run_demo(Path("hotwash-demo"), weeks=weeks, console=err if json_ else out)
-    if json_:
-        _print_json(summary)
-    if not no_serve and not json_:
-        out.print("the web UI arrives with the incidents work; nothing to serve yet (use --no-serve)")
+    from hotwash.demo.run import demo_settings, run_demo
+
+    workspace = Path("hotwash-demo").resolve()
+    settings = demo_settings(workspace)
+    if reuse:
+        if not Path(settings.resolved_database_url.removeprefix("sqlite:///")).is_file():
+            raise HotwashError(f"no demo in {workspace}: run `hotwash demo` first (without --reuse)")
+    else:
+        summary = run_demo(workspace, weeks=weeks, console=err if json_ else out)
+        if json_:
+            _print_json(summary)
+            return
+    if no_serve:
+        out.print(f"the demo workspace is {workspace}: `cd hotwash-demo && hotwash incident list`, or serve it "
+                  "with `hotwash demo --reuse`")
+        return
+    import uvicorn
+
+    from hotwash.web import create_app
+
+    store = _store(settings)
+    configured = store.auth_configured() or settings.admin_token is not None or settings.ingest_token is not None
+    store.dispose()
+    out.print(f"open http://127.0.0.1:{port}/ (the web UI of the demo; API: /api/v1) — Ctrl-C stops it")
+    if not configured:
+        out.print("nobody has to log in: the demo store has no people or tokens, so the UI runs as 'local' with "
+                  "the admin role (loopback only)")
+    with contextlib.chdir(workspace):  # regression case paths are relative to the workspace
+        uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
 register(app)  # the workflow command groups, after the core commands above

@@ -1454,13 +1454,14 @@ def single(category: str, *, kind: str | None = None, seed: int = 1, quiet_days:
     return sc
 
 
-def demo_weeks(*, seed: int = 7, weeks: int = 4) -> Scenario:
+def demo_weeks(*, seed: int = 7, weeks: int = 4, rate_per_minute: float = 6.8) -> Scenario:
     """~``weeks`` weeks of three features with all six failure categories, ≲300k events.
 
     support-bot (RAG), ticket-classifier (escalates to humans), travel-agent (tools). The story:
     a cost loop in the agent, a hallucination burst, an injection through a poisoned article, a model
     switch that floods the human triage queue (rolled back), tools enabled without a manifest
     update, a context-stuffing cost spike, and a prompt rewrite that slowly degrades quality.
+    ``rate_per_minute``: mean calls a minute of the three features together (budgets follow it).
     """
     manifest, profiles = _features(list(_FEATURE_ORDER[:3]))
     days = weeks * 7
@@ -1486,7 +1487,7 @@ def demo_weeks(*, seed: int = 7, weeks: int = 4) -> Scenario:
         Failure("drift", "support-bot", at(0.75, 11, 0), None, "step", 0.15,
                 "prompt rewrite makes answers longer and less accurate"),
     ]
-    sc = Scenario("demo", START, end, manifest, fs, seed=seed, rate_per_minute=6.8, profiles=profiles)
+    sc = Scenario("demo", START, end, manifest, fs, seed=seed, rate_per_minute=rate_per_minute, profiles=profiles)
     _set_budgets(sc)
     _standard_changes(sc)
     for f in fs:
