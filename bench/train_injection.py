@@ -10,7 +10,13 @@ data), so training and scanning see the same thing.
 
 Cross-validation is grouped: records sharing a ``group`` are in the same fold, and so are BIPIA
 records sharing an inserted attack string (the same attack text in another e-mail or table would
-otherwise leak the answer across folds). The out-of-fold numbers are the honest ones.
+otherwise leak the answer across folds). The out-of-fold numbers are the honest ones for the
+classifier; the hand-written rules were written by people who had read the dev data, so the held-out
+test half is the real check of those.
+
+Extra training data: ``bench/data/injection_benign_requests.txt``, everyday user requests written by
+hand for hotwash (the dev set has none, see that file's header). They are added to the training side of
+every fold and to the final model, and never scored.
 Deterministic: no randomness except a seeded shuffle.
 """
 
@@ -26,6 +32,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
@@ -39,12 +47,24 @@ LR = 0.2
 L2 = 1e-4
 MIN_GROUPS = 2  # a feature must occur in >= this many groups of the training data
 SEED = 13
+TARGET_FPR = 0.01  # issue 3: recall >= 0.95 at FPR <= 1 %
+THRESHOLD_FPR = 0.0075  # a threshold is chosen to keep the FPR under this (a margin under the target)
+THRESHOLD_GRID = [round(0.30 + 0.01 * i, 2) for i in range(66)]  # 0.30 ... 0.95
+EXTRA_BENIGN = Path(__file__).resolve().parent / "data" / "injection_benign_requests.txt"
 
 
 def load(path: Path | None = None) -> list[dict]:
     path = path or DATA_DIR / "injection" / "dev.jsonl"
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def load_extra() -> list[dict]:
+    """The hand-written benign requests as records (kind ``extra-benign``, each its own group)."""
+    lines = [ln.strip() for ln in EXTRA_BENIGN.read_text("utf-8").splitlines()]
+    texts = [ln for ln in lines if ln and not ln.startswith("#")]
+    return [{"id": f"extra-{i}", "text": t, "label": "benign", "kind": "extra-benign", "group": f"extra-{i}"}
+            for i, t in enumerate(texts)]
 
 
 def channel_of(rec: dict) -> str:
@@ -101,56 +121,118 @@ def featurize(recs: list[dict]) -> list[tuple[dict[str, float], float]]:
 
 def train(xs: list[dict[str, float]], ys: list[int], groups: list[str]) -> tuple[float,
                                                                                 dict[str, float]]:
-    """Logistic regression, Adagrad, L2; class-balanced. Returns (bias, weights)."""
+    """Logistic regression, Adagrad, L2; class-balanced. Returns (bias, weights).
+
+    One example at a time in a seeded order (numpy only holds each example's features as index and
+    value arrays). A feature is kept when it occurs in at least ``MIN_GROUPS`` groups, or is a rule,
+    structure, variant, channel or length feature."""
     seen: dict[str, set[str]] = defaultdict(set)
     for x, g in zip(xs, groups, strict=True):
         for k in x:
             if len(seen[k]) < MIN_GROUPS:
                 seen[k].add(g)
-    keep = {k for k, gs in seen.items() if len(gs) >= MIN_GROUPS or k[:2] in ("R:", "S:", "V:",
-                                                                              "C:", "L:")}
-    data = [({k: v for k, v in x.items() if k in keep}, y) for x, y in zip(xs, ys, strict=True)]
+    keep = [k for k, gs in seen.items() if len(gs) >= MIN_GROUPS or k[:2] in ("R:", "S:", "V:", "C:", "L:")]
+    col = {k: i for i, k in enumerate(keep)}
+    data = []
+    for x in xs:
+        ix = [(col[k], v) for k, v in x.items() if k in col]
+        data.append((np.array([i for i, _ in ix], dtype=np.int64), np.array([v for _, v in ix], dtype=float)))
     npos = sum(ys)
     nneg = len(ys) - npos
     cw = {1: len(ys) / (2 * npos), 0: len(ys) / (2 * nneg)}
-    w: dict[str, float] = defaultdict(float)
-    g2: dict[str, float] = defaultdict(lambda: 1e-8)
+    w = np.zeros(len(keep))
+    g2 = np.full(len(keep), 1e-8)
     b, gb = 0.0, 1e-8
     rng = random.Random(SEED)
     idx = list(range(len(data)))
     for _ in range(EPOCHS):
         rng.shuffle(idx)
         for i in idx:
-            x, y = data[i]
-            z = b + sum(w[k] * v for k, v in x.items())
+            ii, vv = data[i]
+            y = ys[i]
+            z = b + float(w[ii] @ vv)
             p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
             err = (p - y) * cw[y]
             gb += err * err
             b -= LR * err / math.sqrt(gb)
-            for k, v in x.items():
-                g = err * v + L2 * w[k]
-                g2[k] += g * g
-                w[k] -= LR * g / math.sqrt(g2[k])
-    return b, {k: v for k, v in w.items() if abs(v) >= 1e-3}
+            g = err * vv + L2 * w[ii]
+            g2[ii] += g * g
+            w[ii] -= LR * g / np.sqrt(g2[ii])
+    return b, {k: float(w[i]) for k, i in col.items() if abs(w[i]) >= 1e-3}
 
 
 def predict(bias: float, weights: dict[str, float], x: dict[str, float]) -> float:
     return inj._Model(bias, weights, 0.5).prob(x)
 
 
-def cross_validate(recs: list[dict], feats: list[tuple[dict[str, float], float]]) -> list[float]:
-    """Out-of-fold classifier probabilities."""
+def cross_validate(recs: list[dict], feats: list[tuple[dict[str, float], float]],
+                   extra: list[tuple[dict, dict[str, float]]] | None = None) -> list[float]:
+    """Out-of-fold classifier probabilities of ``recs``. ``extra``: [(record, features)] added to the
+    training side of every fold (``load_extra`` + ``featurize``; default: those)."""
+    if extra is None:
+        ex = load_extra()
+        extra = [(r, f) for r, (f, _) in zip(ex, featurize(ex), strict=True)]
     folds = fold_keys(recs)
     ys = [int(r["label"] == "injection") for r in recs]
     oof = [0.0] * len(recs)
     for k in range(N_FOLDS):
         tr = [i for i in range(len(recs)) if folds[i] != k]
-        b, w = train([feats[i][0] for i in tr], [ys[i] for i in tr],
-                     [str(recs[i]["group"]) for i in tr])
+        b, w = train([feats[i][0] for i in tr] + [f for _, f in extra],
+                     [ys[i] for i in tr] + [int(r["label"] == "injection") for r, _ in extra],
+                     [str(recs[i]["group"]) for i in tr] + [str(r["group"]) for r, _ in extra])
         for i in range(len(recs)):
             if folds[i] == k:
                 oof[i] = predict(b, w, feats[i][0])
     return oof
+
+
+def choose_threshold(labels: list[int], scores: list[float], max_fpr: float = THRESHOLD_FPR) -> float:
+    """The lowest threshold of ``THRESHOLD_GRID`` whose false-positive rate on (labels, scores) is at most
+    ``max_fpr``: the highest recall that keeps the FPR there."""
+    for t in THRESHOLD_GRID:
+        if metrics(labels, [s >= t for s in scores])["fpr"] <= max_fpr:
+            return t
+    return THRESHOLD_GRID[-1]
+
+
+def nested_cv(recs: list[dict], feats: list[tuple[dict[str, float], float]],
+              ) -> tuple[list[float], list[float], list[float]]:
+    """Out-of-fold scores with a threshold that never saw the scored fold.
+
+    For each outer fold k, the threshold is ``choose_threshold`` on the inner out-of-fold scores of the
+    other four folds (each scored by a model trained on the remaining three, plus the extra benign data);
+    the fold is then scored by the model trained on all four. Returns (scores, threshold per record,
+    threshold per fold). 25 trainings."""
+    ex = load_extra()
+    extra = [(r, f) for r, (f, _) in zip(ex, featurize(ex), strict=True)]
+    folds = fold_keys(recs)
+    ys = [int(r["label"] == "injection") for r in recs]
+    xs_extra = [f for _, f in extra]
+    ys_extra = [0] * len(extra)
+    gs_extra = [str(r["group"]) for r, _ in extra]
+
+    def fit_score(train_ix: list[int], score_ix: list[int]) -> dict[int, float]:
+        b, w = train([feats[i][0] for i in train_ix] + xs_extra, [ys[i] for i in train_ix] + ys_extra,
+                     [str(recs[i]["group"]) for i in train_ix] + gs_extra)
+        m = inj._Model(b, w, 0.5)
+        return {i: inj.combine(feats[i][1], m.prob(feats[i][0])) for i in score_ix}
+
+    scores = [0.0] * len(recs)
+    thr = [0.0] * len(recs)
+    per_fold = []
+    for k in range(N_FOLDS):
+        outer_train = [i for i in range(len(recs)) if folds[i] != k]
+        inner: dict[int, float] = {}
+        for j in range(N_FOLDS):
+            if j != k:
+                inner.update(fit_score([i for i in outer_train if folds[i] != j],
+                                       [i for i in outer_train if folds[i] == j]))
+        t = choose_threshold([ys[i] for i in outer_train], [inner[i] for i in outer_train])
+        per_fold.append(t)
+        for i, s in fit_score(outer_train, [i for i in range(len(recs)) if folds[i] == k]).items():
+            scores[i] = s
+            thr[i] = t
+    return scores, thr, per_fold
 
 
 def metrics(labels: list[int], preds: list[bool]) -> dict[str, float]:
@@ -194,17 +276,25 @@ def main() -> None:
     print(f"out-of-fold ({N_FOLDS} grouped folds) @ {inj.DEFAULT_THRESHOLD}: "
           f"P={m['precision']:.3f} R={m['recall']:.3f} FPR={m['fpr']:.3f}  "
           f"[{time.perf_counter() - t0:.1f}s]")
+    chosen = choose_threshold(ys, scores)
+    print(f"threshold by choose_threshold on these out-of-fold scores (FPR <= {THRESHOLD_FPR:.2%}): {chosen}"
+          + ("" if chosen == inj.DEFAULT_THRESHOLD else
+             f"  -- differs from injection.DEFAULT_THRESHOLD = {inj.DEFAULT_THRESHOLD}: update it"))
     if args.no_save:
         return
-    b, w = train([f for f, _ in feats], ys, [str(r["group"]) for r in recs])
+    extra = load_extra()
+    xfeats = featurize(extra)
+    b, w = train([f for f, _ in feats] + [f for f, _ in xfeats], ys + [0] * len(extra),
+                 [str(r["group"]) for r in recs + extra])
     info = {
-        "trained_on": "injection/dev.jsonl",
-        "records": len(recs),
-        "kinds": dict(Counter(r["kind"] for r in recs)),
+        "trained_on": f"injection/dev.jsonl + {EXTRA_BENIGN.name}",
+        "records": len(recs) + len(extra),
+        "kinds": dict(Counter(r["kind"] for r in recs + extra)),
         "oof_recall": round(m["recall"], 4),
         "oof_fpr": round(m["fpr"], 4),
         "epochs": EPOCHS, "l2": L2, "min_groups": MIN_GROUPS,
     }
+    info["threshold_chosen_oof"] = chosen
     path = save(b, w, inj.DEFAULT_THRESHOLD, info)
     print(f"saved {path} ({path.stat().st_size / 1024:.0f} KiB, {len(w)} weights)")
 
