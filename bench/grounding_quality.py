@@ -5,7 +5,8 @@
 Prints, per source of ``hallucination/dev.jsonl`` (FaithBench summaries, BEGIN grounded dialogue):
 balanced accuracy / precision / recall of
   * the baseline "share of response words (minus stop words) absent from the context", with its
-    threshold tuned per source on all the data (generous to it) and out-of-fold;
+    threshold tuned per source on all the data (generous to it), in four readings (stop lists and
+    tokenisers differ; the checker is held to the strongest per source), and out-of-fold;
   * the checker out-of-fold (grouped 5-fold CV by ``group``, threshold chosen in the training folds;
     the headline number), plus the spread over several fold seeds;
   * the shipped checker (``check_grounding`` with the committed weights; those weights were trained
@@ -25,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train_grounding as T
 from hotwash.detect import grounding as G
+
+# Issue 3's target: balanced accuracy at least this far above the tuned trivial baseline, per source.
+TARGET_GAIN = 0.05
 
 # A typical retrieval-augmented answer: ~100 words over two short documents (written for this bench).
 DOC_A = (
@@ -69,6 +73,7 @@ def timing() -> dict[str, float]:
 def main() -> None:
     recs, X, y, src = T.dataset()
     tuned, boof = T.baseline_cv(recs, y, src)
+    panel, best = T.baseline_panel(recs, y, src)
     _, pred = T.cross_validate(recs, X, y, src)
     oof = T.per_source(y, pred, src)
     reps = [T.per_source(y, T.cross_validate(recs, X, y, src, seed)[1], src) for seed in range(T.REPEATS)]
@@ -85,18 +90,20 @@ def main() -> None:
         n = oof[s]["n"]
         bas = [r[s]["bal_acc"] for r in reps]
         print(f"\n{s} (n={n})")
-        print(f"  baseline, threshold tuned on all data  {T.fmt(tuned[s])}")
-        print(f"  baseline, out-of-fold threshold        {T.fmt(boof[s])}")
+        for v in T.BASELINE_VARIANTS:
+            print(f"  baseline ({v}), tuned on all data{' ' * (18 - len(v))}{T.fmt(panel[v][s])}")
+        print(f"  baseline (checker stop list), out-of-fold threshold  {T.fmt(boof[s])}")
         print(f"  checker, out-of-fold (HEADLINE)        {T.fmt(oof[s])}")
         print(
             f"    bal_acc over {len(bas)} fold seeds: mean {statistics.mean(bas):.3f} "
             f"(min {min(bas):.3f}, max {max(bas):.3f})"
         )
         print(f"  checker, shipped weights (in-sample)   {T.fmt(shipped[s])}")
-        print(
-            f"  gain over tuned baseline: out-of-fold {oof[s]['bal_acc'] - tuned[s]['bal_acc']:+.3f}, "
-            f"mean over seeds {statistics.mean(bas) - tuned[s]['bal_acc']:+.3f}"
-        )
+        for name, ref in (("checker-stop-list baseline", tuned[s]), (f"strongest baseline ({best[s][0]})", best[s][1])):
+            gain, mean_gain = oof[s]["bal_acc"] - ref["bal_acc"], statistics.mean(bas) - ref["bal_acc"]
+            verdict = "PASS" if gain >= TARGET_GAIN else "FAIL"
+            print(f"  gain over the {name}: headline {gain:+.3f}, mean over seeds {mean_gain:+.3f} "
+                  f"(target +{TARGET_GAIN:.2f}) {verdict}")
 
     closed = T.load("closed_book_dev.jsonl")
     results = [

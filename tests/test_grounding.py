@@ -113,3 +113,31 @@ def test_closed_book_answers_are_not_judged() -> None:
     for r in recs:
         res = check_grounding(r["response"], [r["context"]] if r["context"] else [])
         assert res.judgeable is False and res.score is None and not res.flagged
+
+
+def test_list_markers_and_ordinals_are_not_number_claims() -> None:
+    listed = check_grounding("1. The Pro plan costs $9.99 per month.\n2. It includes 50 GB of storage.", [POLICY])
+    assert not listed.flagged and listed.unsupported == [], listed
+    # "second" is a word, not the number 2 (it was flagged as an unsupported number before)
+    second = check_grounding(
+        "Refunds for the second payment are issued to the original payment method within five working days.", [POLICY]
+    )
+    assert not second.flagged and second.score is not None and second.score < 0.5, second
+    # the same digits mid-sentence are still a claim
+    mid = check_grounding("The Pro plan costs $9.99 per month for 2 users.", [POLICY])
+    assert mid.flagged and any(s.startswith("2") for s in mid.unsupported)
+    colon = check_grounding("Storage on the Pro plan: 75.", [POLICY])
+    assert colon.flagged and "75" in colon.unsupported
+
+
+def test_quotes_match_word_for_word_modulo_punctuation() -> None:
+    # punctuation inside the quote marks does not make a supported quotation unsupported
+    ok = check_grounding('The policy says "refunds are issued to the original payment method," in short.', [POLICY])
+    assert not any("refunds" in s for s in ok.unsupported), ok
+    assert not ok.flagged
+    # the same words in another order are not the quotation
+    swapped = check_grounding('The policy says "the original payment method issues refunds".', [POLICY])
+    assert swapped.flagged and any(s.startswith('"the original payment') for s in swapped.unsupported)
+    # the stretch between two quotations is not a third one
+    two = check_grounding('It says "Pro plan" and "50 GB of storage".', [POLICY])
+    assert not two.flagged and two.unsupported == [], two

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from hotwash.detect.monitors import Monitor, UserRule, monitors_for
-from hotwash.detect.series import MINUTE, FeatureSeries, floor_minute
+from hotwash.detect.series import MINUTE, FeatureSeries, columns_read, floor_minute
 from hotwash.manifest import Feature, Manifest, Rule
 from hotwash.store import Store
 
@@ -35,6 +37,8 @@ log = logging.getLogger("hotwash.detect")
 CHANGE_HORIZON = timedelta(days=7)
 # A relative change of mean input size that counts as an input-distribution shift.
 INPUT_SHIFT = 0.25
+# Feature series a backtest loads ahead, on as many threads, while it evaluates one.
+LOAD_AHEAD = 2
 
 
 @dataclass
@@ -142,17 +146,39 @@ class MonitorEngine:
         since = floor_minute(since) if since else lo
         until = floor_minute(until) if until else hi + MINUTE
         self.refresh_stored()
-        signals: list[Signal] = []
+        jobs = []
         for feature in self.store.features():
             if not self.monitors(feature):
                 continue
             t0 = since - self.history(feature) * MINUTE
-            series = FeatureSeries.load(self.store, feature, t0, until)
+            # only the columns the monitors read (others load on first use): a third less to fetch
+            jobs.append((feature, t0, columns_read(self.monitors(feature), feature, t0)))
+        signals: list[Signal] = []
+        for series in self._load_ahead(jobs, until):
             if not series["events"].any():
                 continue
             signals.extend(self._evaluate(series, series.index(since)))
         signals.sort(key=lambda s: (s.detected_at, s.feature, s.monitor))
         return signals
+
+    def _load_ahead(self, jobs: list[tuple[str, datetime, set[str] | None]], until: datetime
+                    ) -> Iterator[FeatureSeries]:
+        """The series of ``jobs`` in order, the next ones loading on other threads while one is
+        evaluated (the database and numpy work mostly without the GIL)."""
+        def load(job: tuple[str, datetime, set[str] | None]) -> FeatureSeries:
+            return FeatureSeries.load(self.store, job[0], job[1], until, job[2])
+
+        if len(jobs) < 2 or not self.store.parallel_reads:
+            yield from map(load, jobs)
+            return
+        with ThreadPoolExecutor(max_workers=LOAD_AHEAD, thread_name_prefix="hotwash-backtest") as pool:
+            pending = deque(pool.submit(load, job) for job in jobs[:LOAD_AHEAD])
+            for job in jobs[LOAD_AHEAD:]:
+                series = pending.popleft().result()
+                pending.append(pool.submit(load, job))
+                yield series
+            while pending:
+                yield pending.popleft().result()
 
     # -- live ---------------------------------------------------------------------------------
     def advance(self, watermark: datetime) -> list[Signal]:

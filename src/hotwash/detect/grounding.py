@@ -498,8 +498,7 @@ NUMBER_WORDS = {
     "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19",
     "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70",
     "eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000", "million": "1000000",
-    "billion": "1000000000", "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5",
-    "dozen": "12", "half": "0.5",
+    "billion": "1000000000",
 }  # fmt: skip
 
 _WORD_RE = re.compile(
@@ -510,6 +509,7 @@ _WORD_RE = re.compile(
     r"|[.!?;:\n]"  # sentence end
 )
 _SENT_END_RE = re.compile(r"[.!?;:\n]+")
+QUOTE_MAX_WORDS = 15  # longer "quotations" are mostly an output wrapped in quote marks
 _QUOTE_RE = re.compile(r"[\"“”]([^\"“”]{3,200})[\"“”]")
 _SUFFIXES = (
     "ational", "ations", "ation", "ities", "ity", "ments", "ment", "ness", "ings", "ing", "edly",
@@ -570,7 +570,7 @@ def _info(tok: str) -> tuple[int, str, int]:
     c = tok[0]
     flags = 0
     if c in _PUNCT:
-        info = (_STOP, "", 0)
+        info = (_STOP, "\n" if c == "\n" else "", 0)
     elif c.isdigit():
         info = (_NUM, _norm_number(tok), 0)
     elif c == "[" or (c in "hH" and low.startswith("http")):
@@ -600,7 +600,7 @@ def _info(tok: str) -> tuple[int, str, int]:
 
 
 _Info = tuple[int, str, int]
-_NL_INFO: _Info = (_STOP, "", 0)
+_NL_INFO: _Info = (_STOP, "\n", 0)
 # whitespace-separated piece of text -> (the _info of each _WORD_RE token in it, the stems of its
 # non-stop tokens). Tokens never span whitespace (a citation id like "[2, 5]" can: texts with "["
 # are tokenised whole), and "\n" is a token of its own, so a text's tokens are its pieces' tokens in
@@ -656,7 +656,8 @@ def _token_infos(text: str) -> list[_Info]:
 class _Support:
     """Everything a context offers as support, built once per context string (parts on first use)."""
 
-    __slots__ = ("_bigrams", "_fourgrams", "_has_neg", "_low", "_nums", "infos", "ntok", "seq", "stems", "text")
+    __slots__ = ("_bigrams", "_fourgrams", "_has_neg", "_joined", "_low", "_nums", "infos", "ntok", "seq", "stems",
+                 "text")
 
     def __init__(self, text: str) -> None:
         if "[" in text:
@@ -676,6 +677,7 @@ class _Support:
         self._nums: set[str] | None = None
         self._has_neg: bool | None = None
         self._low: str | None = None
+        self._joined: str | None = None
 
     @property
     def bigrams(self) -> set[tuple[str, str]]:
@@ -712,6 +714,14 @@ class _Support:
     # membership of the output's items, the same answers as the union of several contexts would give
     def stems_among(self, stems: set[str]) -> set[str]:
         return stems & self.stems
+
+    def has_run(self, run: list[str]) -> bool:
+        """Whether the stems ``run`` occur in this order, contiguously."""
+        if not set(run) <= self.stems:
+            return False
+        if self._joined is None:
+            self._joined = " " + " ".join(self.seq) + " "
+        return " " + " ".join(run) + " " in self._joined
 
     def has_num(self, v: str) -> bool:
         return v in self.nums
@@ -777,6 +787,9 @@ class _Merged:
 
     def has_num(self, v: str) -> bool:
         return any(v in p.nums for p in self.parts)
+
+    def has_run(self, run: list[str]) -> bool:
+        return any(p.has_run(run) for p in self.parts)
 
     @property
     def has_neg(self) -> bool:
@@ -922,6 +935,9 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
                         bad.append((j, "word"))
             sent_start = False
             continue
+        if (kind == _NUM and len(st) <= 2 and (j == 0 or infos[j - 1][1] == "\n")
+                and j + 1 < len(infos) and infos[j + 1][0] == _STOP):
+            continue  # a list marker ("1." at the start of a line), not a claim
         sent_start = False
         if kind in (_NUM, _NUMWORD):
             if (not ctx.has_num(st) and (q is None or not q.has_num(st))
@@ -939,12 +955,15 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
             novel_sents += 1
     n = len(seq)
 
-    # quoted text must appear verbatim (modulo case/whitespace)
+    # a short quotation must appear in the context, word for word (modulo case and punctuation)
     quotes: list[tuple[int, int, str]] = []
     if '"' in output or "“" in output or "”" in output:
         for m in _QUOTE_RE.finditer(output):
-            quote = " ".join(m.group(1).lower().split())
-            if len(quote.split()) >= 2 and quote not in ctx.low:
+            inner = m.group(1)
+            if inner[0].isspace() or inner[-1].isspace():
+                continue  # the stretch between two quotations, not one
+            qseq = [i[1] for i in _token_infos(inner) if i[0] != _STOP]
+            if 2 <= len(qseq) <= QUOTE_MAX_WORDS and not ctx.has_run(qseq):
                 hard += 1
                 quotes.append((m.start(), m.end(), "quote"))
 

@@ -61,10 +61,17 @@ class Monitor(Protocol):
     def describe(self, s: FeatureSeries, i: int) -> Description: ...
 
 
-def _binom_sf(k: np.ndarray, n: np.ndarray, p: np.ndarray | float) -> np.ndarray:
-    """P(X >= k) for X ~ Binomial(n, p), vectorised; 1 where n == 0."""
-    with np.errstate(invalid="ignore"):
-        return np.where(n > 0, _special().bdtrc(k - 1, n.astype(np.int64), p), 1.0)  # binomial survival P(X >= k)
+def _binom_sf(k: np.ndarray, n: np.ndarray, p: np.ndarray | float, where: np.ndarray | None = None) -> np.ndarray:
+    """P(X >= k) for X ~ Binomial(n, p), vectorised; 1 where n == 0 and, given ``where``, wherever it
+    is false (only the minutes that pass a monitor's cheap tests pay for the special function)."""
+    ok = n > 0 if where is None else where & (n > 0)
+    out = np.ones(len(n))
+    idx = np.flatnonzero(ok)
+    if len(idx):
+        pp = p[idx] if isinstance(p, np.ndarray) else p
+        with np.errstate(invalid="ignore"):
+            out[idx] = _special().bdtrc(k[idx] - 1, n[idx].astype(np.int64), pp)  # binomial survival P(X >= k)
+    return out
 
 
 def _first_data(s: FeatureSeries) -> int:
@@ -110,8 +117,8 @@ class HallucinationRate(_Windowed):
     def condition(self, s: FeatureSeries) -> np.ndarray:
         k, n, rate = self.rate(s, "hallucinated", "judged")
         p0 = self.baseline_rate(s, "hallucinated", "judged", 0.01)
-        return ((n >= self.cfg.hallucination_min_judged) & (rate >= np.maximum(self.cfg.hallucination_min_rate, 3 * p0))
-                & (_binom_sf(k, n, p0) < self.cfg.p_value))
+        pre = (n >= self.cfg.hallucination_min_judged) & (rate >= np.maximum(self.cfg.hallucination_min_rate, 3 * p0))
+        return pre & (_binom_sf(k, n, p0, pre) < self.cfg.p_value)
 
     def describe(self, s: FeatureSeries, i: int) -> Description:
         k, n, rate = (a[i] for a in self.rate(s, "hallucinated", "judged"))
@@ -178,7 +185,8 @@ class InjectionAttempts(_Windowed):
     def condition(self, s: FeatureSeries) -> np.ndarray:
         k, n, _ = self.rate(s, "injections", "events")
         p0 = self.baseline_rate(s, "injections", "events", 0.001)
-        return (k >= self.cfg.injection_attempts_min) & (k >= 5 * p0 * n) & (_binom_sf(k, n, p0) < self.cfg.p_value)
+        pre = (k >= self.cfg.injection_attempts_min) & (k >= 5 * p0 * n)
+        return pre & (_binom_sf(k, n, p0, pre) < self.cfg.p_value)
 
     def describe(self, s: FeatureSeries, i: int) -> Description:
         k = int(window_sum(s["injections"], self.window)[i])
@@ -213,7 +221,8 @@ class EscalationRate(_Windowed):
         k, n, rate = self.rate(s, "escalations", "events", w)
         p0 = self._p0(s, w)
         lift = np.maximum(self.cfg.escalation_min_lift, p0)
-        return (n >= self.cfg.escalation_min_events) & (rate >= p0 + lift) & (_binom_sf(k, n, p0) < self.cfg.p_value)
+        pre = (n >= self.cfg.escalation_min_events) & (rate >= p0 + lift)
+        return pre & (_binom_sf(k, n, p0, pre) < self.cfg.p_value)
 
     def condition(self, s: FeatureSeries) -> np.ndarray:
         out = np.zeros(len(s), dtype=bool)
@@ -388,7 +397,8 @@ class RetryStorm(_Windowed):
     def condition(self, s: FeatureSeries) -> np.ndarray:
         k, n, rate = self.rate(s, "retries", "events")
         p0 = self.baseline_rate(s, "retries", "events", 0.01)
-        return (n >= 50) & (rate >= np.maximum(self.cfg.retry_rate, 4 * p0)) & (_binom_sf(k, n, p0) < self.cfg.p_value)
+        pre = (n >= 50) & (rate >= np.maximum(self.cfg.retry_rate, 4 * p0))
+        return pre & (_binom_sf(k, n, p0, pre) < self.cfg.p_value)
 
     def describe(self, s: FeatureSeries, i: int) -> Description:
         k, n, rate = (a[i] for a in self.rate(s, "retries", "events"))

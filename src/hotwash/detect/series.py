@@ -8,7 +8,7 @@ same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,12 +33,18 @@ def floor_minute(ts: datetime) -> datetime:
 
 
 class FeatureSeries:
-    """Dense per-minute columns of one feature from ``t0`` for ``len`` minutes."""
+    """Dense per-minute columns of one feature from ``t0`` for ``len`` minutes.
+
+    A series loaded from the store with ``columns`` holds only those columns at first (a backtest
+    reads only what its monitors read); any other column is fetched from the store the first time it
+    is asked for, so a monitor never sees a column that was left out as zeros.
+    """
 
     def __init__(self, feature: str, t0: datetime, length: int = 0) -> None:
         self.feature = feature
         self.t0 = floor_minute(t0)
         self.cols: dict[str, np.ndarray] = {c: np.zeros(length) for c in COLUMNS}
+        self._source: tuple[Any, datetime] | None = None  # (store, until) of columns still to load
 
     def __len__(self) -> int:
         return len(self.cols["events"])
@@ -50,10 +56,33 @@ class FeatureSeries:
         return int((floor_minute(ts) - self.t0) // MINUTE)
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.cols[name]
+        col = self.cols.get(name)
+        if col is None:
+            if name not in COLUMNS:
+                raise KeyError(name)
+            self._load_missing([name])
+            col = self.cols[name]
+        return col
+
+    def _load_missing(self, names: Sequence[str]) -> None:
+        assert self._source is not None
+        store, until = self._source
+        idx, values = store.rollup_arrays(self.feature, self.t0, until, names)
+        n = len(self.cols["events"])
+        for j, name in enumerate(names):
+            col = np.zeros(n)
+            col[idx] = values[j]
+            self.cols[name] = col
+        if len(self.cols) == len(COLUMNS):
+            self._source = None
+
+    def _load_all(self) -> None:
+        if self._source is not None:
+            self._load_missing([c for c in COLUMNS if c not in self.cols])
 
     def extend(self, until: datetime, rows: Iterable[Mapping[str, Any]]) -> None:
         """Grow the grid to end just before minute ``until`` and add ``rows`` (rollup dicts)."""
+        self._load_all()
         n_new = self.index(until) - len(self)
         if n_new > 0:
             for name, arr in self.cols.items():
@@ -66,6 +95,7 @@ class FeatureSeries:
 
     def trim(self, keep: int) -> None:
         """Drop all but the last ``keep`` minutes (the live engine's memory bound)."""
+        self._load_all()
         drop = len(self) - keep
         if drop > 0:
             self.t0 += drop * MINUTE
@@ -73,16 +103,24 @@ class FeatureSeries:
                 self.cols[name] = arr[drop:].copy()
 
     @classmethod
-    def load(cls, store: Any, feature: str, t0: datetime, until: datetime) -> FeatureSeries:
-        """The series of ``feature`` over [t0, until) straight from the store, vectorised."""
+    def load(cls, store: Any, feature: str, t0: datetime, until: datetime,
+             columns: Iterable[str] | None = None) -> FeatureSeries:
+        """The series of ``feature`` over [t0, until) straight from the store, vectorised: one query,
+        numpy arrays from the DB-API rows. With ``columns``, only those (plus ``events``) are read now
+        and the rest on first use."""
         series = cls(feature, t0)
-        series.extend(until, ())
-        minutes, values = store.rollup_matrix(feature, series.t0, until, COLUMNS)
-        if minutes:
-            idx = np.asarray(minutes, dtype=np.int64)
-            matrix = np.asarray(values, dtype=float)
-            for j, name in enumerate(COLUMNS):
-                series.cols[name][idx] = matrix[:, j]
+        n = max(series.index(until), 0)
+        wanted = list(COLUMNS) if columns is None else ["events", *sorted(set(columns) - {"events"})]
+        unknown = set(wanted) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"not rollup columns: {sorted(unknown)}")
+        idx, values = store.rollup_arrays(feature, series.t0, until, wanted)
+        grid = np.zeros((len(wanted), n))
+        if len(idx):
+            grid[:, idx] = values
+        series.cols = dict(zip(wanted, grid, strict=True))
+        if len(wanted) < len(COLUMNS):
+            series._source = (store, until)
         return series
 
     @classmethod
@@ -93,11 +131,37 @@ class FeatureSeries:
         return series
 
 
+class _Probe(FeatureSeries):
+    """A series of zeros that notes which columns are read."""
+
+    def __init__(self, feature: str, t0: datetime, length: int) -> None:
+        super().__init__(feature, t0, length)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self.read.add(name)
+        return super().__getitem__(name)
+
+
+def columns_read(monitors: Iterable[Any], feature: str, t0: datetime) -> set[str] | None:
+    """The rollup columns the ``condition`` of ``monitors`` read, found by running them once on a
+    short series of zeros; None (meaning: read them all) if any of them fails there. Only an
+    optimisation: a column missed here is still loaded when first asked for."""
+    probe = _Probe(feature, t0, 3 * 60)
+    try:
+        for m in monitors:
+            m.condition(probe)
+    except Exception:  # a monitor that cannot run on zeros just gets every column
+        return None
+    return probe.read
+
+
 def window_sum(x: np.ndarray, w: int) -> np.ndarray:
     """``out[i]`` = sum of ``x[i-w+1 .. i]`` (fewer terms at the start)."""
-    cs = np.concatenate([[0.0], np.cumsum(x)])
-    idx = np.arange(1, len(x) + 1)
-    return cs[idx] - cs[np.maximum(idx - w, 0)]
+    out = np.cumsum(x, dtype=float)
+    if 0 < w < len(out):
+        out[w:] -= out[:-w].copy()
+    return out
 
 
 def lagged_sum(x: np.ndarray, w: int, lag: int) -> np.ndarray:
