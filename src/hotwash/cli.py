@@ -292,7 +292,7 @@ def serve(
     if not configured:
         out.print("no people or tokens are set up: every request is served as 'local' with the admin role "
                   "(loopback only)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, check_workers=settings.check_workers), host=host, port=port, log_level="info")
 
 
 def _is_loopback(host: str) -> bool:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,9 +17,11 @@ from typing import BinaryIO, Protocol, TextIO
 
 import orjson
 
+from hotwash.detect.pool import ParallelChecker, decode_result
+from hotwash.errors import InputError
 from hotwash.telemetry.jsonl import Accepted, Rejected, read_jsonl
-from hotwash.telemetry.model import Record
-from hotwash.telemetry.writer import EventWriter, WriteResult
+from hotwash.telemetry.model import Event, Record, decode_record
+from hotwash.telemetry.writer import EventWriter, Prepared, WriteResult, prepare
 
 
 class RecordReader(Protocol):
@@ -112,13 +117,21 @@ def ingest_streams(
     """Ingest each (name, binary stream). ``on_batch(name, last_line, bytes_read, result)`` is
     called after every committed batch: the events up to ``last_line`` are durable then.
 
-    Single-threaded on purpose: a reader thread decoding ahead was measured 25 % slower, because
-    SQLite releases the GIL around every row step and each re-acquire then waits on the reader.
+    With a :class:`~hotwash.detect.pool.ParallelChecker` on the writer, batches are pipelined: the
+    workers decode, validate and check the next batches while this process commits the current
+    one (see :func:`_ingest_pipelined`). Otherwise everything runs here, one batch after another:
+    a reader *thread* decoding ahead was measured 25 % slower, because SQLite releases the GIL
+    around every row step and each re-acquire then waits on the reader.
     """
     report = IngestReport()
     with bulk_gc():
-        _ingest(streams, writer, quarantine, batch_size, max_record_bytes, on_batch,
-                reader or read_jsonl, report)
+        checker = writer.checker
+        if isinstance(checker, ParallelChecker) and checker.parallel:
+            _ingest_pipelined(streams, writer, checker, quarantine, batch_size, max_record_bytes, on_batch,
+                              reader, report)
+        else:
+            _ingest(streams, writer, quarantine, batch_size, max_record_bytes, on_batch,
+                    reader or read_jsonl, report)
     report.quarantine = quarantine.path if quarantine.used else None
     return report
 
@@ -134,31 +147,246 @@ def _ingest(
     report: IngestReport,
 ) -> None:
     def flush(name: str, stream: BinaryIO, records: list[Record], last_line: int) -> None:
-        result = writer.write(records)
-        report.accepted += result.accepted
-        report.duplicates += result.duplicates
-        report.unpriced += result.unpriced
-        if on_batch is not None:
-            on_batch(name, last_line, _tell(stream), result)
+        _count(report, writer.write(records), name, last_line, _tell(stream), on_batch)
 
     try:
         for name, stream in streams:
             records: list[Record] = []
+            items = 0  # a batch ends after batch_size items, good or bad (the pipeline cuts the same)
             last_line = 0
             for item in reader(stream, source=name, max_record_bytes=max_record_bytes):
+                items += 1
                 if isinstance(item, Accepted):
                     records.append(item.record)
                     last_line = item.line
-                    if len(records) >= batch_size:
-                        flush(name, stream, records, last_line)
-                        records = []
-                    continue
-                quarantine.add(item)
-                report.rejected_count += 1
-                if len(report.rejected) < _SHOWN_REJECTIONS:
-                    report.rejected.append(item)
+                else:
+                    _reject(report, quarantine, item)
+                if items >= batch_size:
+                    flush(name, stream, records, last_line)
+                    records, items = [], 0
             flush(name, stream, records, last_line)
     finally:
+        quarantine.close()
+
+
+def _reject(report: IngestReport, quarantine: Quarantine, item: Rejected) -> None:
+    quarantine.add(item)
+    report.rejected_count += 1
+    if len(report.rejected) < _SHOWN_REJECTIONS:
+        report.rejected.append(item)
+
+
+def _count(report: IngestReport, result: WriteResult, name: str, last_line: int, position: int,
+           on_batch: Callable[[str, int, int, WriteResult], None] | None) -> None:
+    report.accepted += result.accepted
+    report.duplicates += result.duplicates
+    report.unpriced += result.unpriced
+    if on_batch is not None:
+        on_batch(name, last_line, position, result)
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+# Bytes read from a stream at a time when the workers decode the lines.
+_BLOCK = 1 << 20
+# A line that is empty or starts with whitespace (maybe blank, so not a record) after the first.
+# Written with a literal first character, so the search skips ahead like a string search.
+_MAYBE_BLANK = re.compile(rb"\n[\t-\r ]")
+_WHITESPACE = b"\t\n\x0b\x0c\r "
+
+
+def decode_lines(first_line: int, lines: Sequence[bytes], limit: int
+                 ) -> tuple[list[Record], list[tuple[int, str, bytes]], int]:
+    """What :func:`~hotwash.telemetry.jsonl.read_jsonl` makes of ``lines`` (numbered from
+    ``first_line``, without their ``\\n``): (records, rejections as (line, reason, raw), the last
+    accepted line or 0). A line longer than ``limit`` may arrive cut to ``limit + 1`` bytes."""
+    records: list[Record] = []
+    rejected: list[tuple[int, str, bytes]] = []
+    last = 0
+    for lineno, line in enumerate(lines, start=first_line):
+        if len(line) > limit:
+            rejected.append((lineno, f"record is over the size limit of {limit} bytes", line[:limit][:1024]))
+            continue
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        try:
+            records.append(decode_record(raw))
+        except InputError as exc:
+            rejected.append((lineno, exc.reason, raw))
+        else:
+            last = lineno
+    return records, rejected, last
+
+
+def line_batches(stream: BinaryIO, batch_records: int, limit: int, block: int = _BLOCK
+                 ) -> Iterator[tuple[int, list[bytes], int]]:
+    """Cut ``stream`` into batches of ``batch_records`` records: (first line number, lines without
+    their ``\\n``, bytes of the stream up to the batch's end). A record is a line that is not blank
+    (what :func:`~hotwash.telemetry.jsonl.read_jsonl` yields an item for, good or bad), so the
+    batches hold the same records as the sequential path's. The last batch may be short or empty.
+
+    Reads ``block`` bytes at a time and splits in C. Memory stays bounded like ``read_jsonl``'s: a
+    line longer than ``limit`` is kept cut to ``limit + 1`` bytes (enough to reject it) while the
+    rest of it is skipped unread.
+    """
+    read = getattr(stream, "read1", None) or stream.read
+    first = 1
+    lines: list[bytes] = []
+    records = 0  # records in `lines`
+    consumed = 0  # bytes up to the end of `lines`
+    pending = b""  # the unterminated end of the last block
+    draining = False  # skipping the rest of a too-long line (its head is in `lines`)
+    while True:
+        data = read(block)
+        if not data:
+            break
+        if draining:
+            end = data.find(b"\n")
+            if end < 0:
+                consumed += len(data)
+                continue
+            consumed += end + 1
+            data = data[end + 1:]
+            draining = False
+        if pending:
+            data = pending + data
+        parts = data.split(b"\n")
+        pending = parts.pop()
+        if data[:1] not in _WHITESPACE and _MAYBE_BLANK.search(data) is None:  # every line is a record
+            i = 0
+            while i < len(parts):
+                take = parts[i:i + batch_records - records]
+                lines += take
+                records += len(take)
+                consumed += sum(map(len, take)) + len(take)
+                i += len(take)
+                if records >= batch_records:
+                    yield first, lines, consumed
+                    first, lines, records = first + len(lines), [], 0
+        else:
+            for line in parts:
+                lines.append(line)
+                consumed += len(line) + 1
+                if len(line) > limit or line.strip():
+                    records += 1
+                    if records >= batch_records:
+                        yield first, lines, consumed
+                        first, lines, records = first + len(lines), [], 0
+        if len(pending) > limit:  # a line already too long: keep what rejects it, skip the rest
+            lines.append(pending[:limit + 1])
+            records += 1
+            consumed += len(pending)
+            pending = b""
+            draining = True
+            if records >= batch_records:
+                yield first, lines, consumed
+                first, lines, records = first + len(lines), [], 0
+    if pending:  # the last line, without a newline
+        lines.append(pending)
+        consumed += len(pending)
+    yield first, lines, consumed
+
+
+@dataclass(slots=True)
+class _Batch:
+    name: str
+    stream: int  # which stream of the call (names may repeat)
+    position: int  # bytes of the stream up to the batch's end
+    future: Future[bytes] | None = None  # the workers' prepared batch
+    lines: bool = True  # the future holds (prepared, rejections, last line); else a prepared batch
+    rejected: list[Rejected] = field(default_factory=list)  # found by this process
+    changes: list[Record] = field(default_factory=list)  # change events, prepared here
+    last_line: int = 0
+
+
+def _ingest_pipelined(
+    streams: Iterable[tuple[str, BinaryIO]],
+    writer: EventWriter,
+    checker: ParallelChecker,
+    quarantine: Quarantine,
+    batch_size: int,
+    max_record_bytes: int,
+    on_batch: Callable[[str, int, int, WriteResult], None] | None,
+    reader: RecordReader | None,
+    report: IngestReport,
+) -> None:
+    """Batch k is committed here while the workers prepare batches k+1 and k+2 (and this process
+    reads k+3). Batches commit in stream order and ``on_batch`` reports only committed ones, as
+    the sequential path does; at most ``workers + 1`` batches are in memory at once.
+
+    JSONL (``reader`` None): this process only cuts the stream into lines; the workers decode,
+    validate, price and check (:func:`decode_lines`, then :func:`~hotwash.telemetry.writer.prepare`).
+    Another reader runs here and the workers prepare its events.
+    """
+    pending: deque[_Batch] = deque()
+    ahead = checker.workers  # batches in the workers while one commits
+    last_line = {"stream": -1, "line": 0}  # the last accepted line reported, per stream
+
+    def finish(b: _Batch) -> None:
+        if b.future is None:
+            prepared = prepare(b.changes)
+            rejected: list[tuple[int, str, bytes]] = []
+            line = b.last_line
+        elif b.lines:
+            wire, rejected, line = decode_result(b.future.result())
+            prepared = Prepared.from_wire(wire)
+        else:
+            prepared = Prepared.from_wire(decode_result(b.future.result()))
+            rejected, line = [], b.last_line
+            if b.changes:
+                more = prepare(b.changes)
+                prepared.change_rows, prepared.duplicates = more.change_rows, prepared.duplicates + more.duplicates
+        for item in b.rejected:
+            _reject(report, quarantine, item)
+        for lineno, reason, raw in rejected:
+            _reject(report, quarantine, Rejected(b.name, lineno, reason, raw))
+        result = writer.commit(prepared)
+        if last_line["stream"] != b.stream:
+            last_line.update(stream=b.stream, line=0)
+        last_line["line"] = line = line or last_line["line"]
+        _count(report, result, b.name, line, b.position, on_batch)
+
+    def add(b: _Batch) -> None:
+        pending.append(b)
+        if len(pending) > ahead:
+            finish(pending.popleft())
+
+    try:
+        for index, (name, stream) in enumerate(streams):
+            if reader is None:
+                start = _tell(stream)
+                for first, lines, consumed in line_batches(stream, batch_size, max_record_bytes):
+                    future = checker.submit_lines(first, lines, max_record_bytes) if lines else None
+                    add(_Batch(name, index, start + consumed, future))
+                continue
+            b = _Batch(name, index, 0, lines=False)
+            events: list[Event] = []
+            items = 0
+            for item in reader(stream, source=name, max_record_bytes=max_record_bytes):
+                items += 1
+                if isinstance(item, Rejected):
+                    b.rejected.append(item)
+                else:
+                    if isinstance(item.record, Event):
+                        events.append(item.record)
+                    else:
+                        b.changes.append(item.record)
+                    b.last_line = item.line
+                if items >= batch_size:
+                    b.future = checker.submit_events(events) if events else None
+                    b.position = _tell(stream)
+                    add(b)
+                    b, events, items = _Batch(name, index, 0, lines=False), [], 0
+            b.future = checker.submit_events(events) if events else None
+            b.position = _tell(stream)
+            add(b)
+        while pending:
+            finish(pending.popleft())
+    finally:
+        for b in pending:
+            if b.future is not None:
+                b.future.cancel()
         quarantine.close()
 
 

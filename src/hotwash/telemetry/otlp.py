@@ -296,13 +296,37 @@ def _attrs(kvs: Any, depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
     kv: KeyValue
     for kv in kvs:
-        if kv.key not in out:  # keys must be unique; the first one wins
-            out[kv.key] = _value(kv.value, depth)
+        key = kv.key
+        if key in out:  # keys must be unique; the first one wins
+            continue
+        v = kv.value
+        # _value's common cases inline: every protobuf attribute read builds an object, so each one
+        # saved counts at a few hundred attributes per export
+        kind = v.WhichOneof("value")
+        if kind == "string_value":
+            out[key] = v.string_value
+        elif kind == "int_value":
+            out[key] = v.int_value
+        else:
+            out[key] = _value(v, depth)
     return out
 
 
 def _json_safe(value: Any, depth: int = 0) -> Any:
-    """Make a value storable as JSON in both stores: no NaN/Infinity, no NUL characters."""
+    """Make a value storable as JSON in both stores: no NaN/Infinity, no NUL characters, nothing
+    nested deeper than ``_MAX_DEPTH`` (replaced by None)."""
+    t = type(value)
+    if t is str:
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if t is dict:
+        return None if depth > _MAX_DEPTH else _safe_dict(value, depth + 1)
+    if t is list:
+        return None if depth > _MAX_DEPTH else [_safe_child(x, depth + 1) for x in value]
+    return _safe_other(value, depth)
+
+
+def _safe_other(value: Any, depth: int) -> Any:
+    # The general rule, for any type (subclasses of str, dict and list included).
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, float) and not math.isfinite(value):
@@ -314,6 +338,25 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         return {_json_safe(str(k)): _json_safe(x, depth + 1) for k, x in value.items()}
     return value
+
+
+def _safe_child(x: Any, depth: int) -> Any:
+    """:func:`_json_safe` of a container's item, with the common scalars decided without a call."""
+    t = type(x)
+    if t is str:
+        return x.replace("\x00", "\ufffd") if "\x00" in x else x
+    if x is None or t is int or t is bool or (t is float and math.isfinite(x)):
+        return None if depth > _MAX_DEPTH else x
+    return _json_safe(x, depth)
+
+
+def _safe_dict(value: dict[Any, Any], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, x in value.items():
+        if type(k) is not str or "\x00" in k:
+            k = _json_safe(str(k))
+        out[k] = _safe_child(x, depth)
+    return out
 
 
 def _maybe_json(value: Any) -> Any:
@@ -563,7 +606,10 @@ class _Span:
     k: int
     span: Span
     resource: dict[str, Any]
-    keys: frozenset[str]
+    keys: set[str]  # the attribute names (the values are converted only when needed)
+    parent_key: tuple[bytes, bytes] | None = None
+    is_genai: bool = False
+    is_tool: bool = False  # decided for GenAI spans only
     _attrs: dict[str, Any] | None = None
 
     @property
@@ -576,19 +622,18 @@ class _Span:
     def where(self) -> str:
         return f"resourceSpans[{self.i}].scopeSpans[{self.j}].spans[{self.k}] (span {self.span.span_id.hex()})"
 
-    @property
-    def parent_key(self) -> tuple[bytes, bytes] | None:
-        return (self.span.trace_id, self.span.parent_span_id) if self.span.parent_span_id else None
-
-    @property
-    def is_tool(self) -> bool:
-        if self.span.name.startswith("execute_tool"):
-            return True
-        return "gen_ai.operation.name" in self.keys and self.attrs.get("gen_ai.operation.name") == "execute_tool"
-
-    @property
-    def is_genai(self) -> bool:
-        return any(m in self.keys for m in _GENAI_MARKERS) or self.span.name.startswith("execute_tool")
+    @classmethod
+    def of(cls, i: int, j: int, k: int, span: Span, resource: dict[str, Any]) -> _Span:
+        """The span, classified: a GenAI call when it carries a GenAI marker, a tool call when it
+        is an ``execute_tool`` span (by name or operation)."""
+        keys = {kv.key for kv in span.attributes}
+        parent = span.parent_span_id
+        s = cls(i, j, k, span, resource, keys, (span.trace_id, parent) if parent else None)
+        by_name = span.name.startswith("execute_tool")
+        s.is_genai = by_name or any(m in keys for m in _GENAI_MARKERS)
+        s.is_tool = s.is_genai and (by_name or ("gen_ai.operation.name" in keys
+                                                and s.attrs.get("gen_ai.operation.name") == "execute_tool"))
+        return s
 
 
 @dataclass
@@ -613,7 +658,7 @@ def _map_request(request: ExportTraceServiceRequest) -> _Mapped:
         resource = _attrs(rs.resource.attributes)
         for j, ss in enumerate(rs.scope_spans):
             for k, span in enumerate(ss.spans):
-                s = _Span(i, j, k, span, resource, frozenset(kv.key for kv in span.attributes))
+                s = _Span.of(i, j, k, span, resource)
                 spans.append(s)
                 if span.span_id:
                     index.setdefault((span.trace_id, span.span_id), s)
@@ -687,8 +732,14 @@ def _tool_span_call(t: _Span) -> dict[str, Any]:
     return _tool_call(name, a.get("gen_ai.tool.call.arguments"), result, a.get("gen_ai.tool.call.id"))
 
 
+# Where a tool call sits in the event record (record -> tool_calls list -> call): sanitizing it
+# at that depth once makes it exactly what sanitizing the whole record would, so the record's
+# pass can leave the tool calls out.
+_TOOL_CALL_DEPTH = 2
+
+
 def _checked_tool_call(call: dict[str, Any]) -> dict[str, Any]:
-    call = _json_safe(call)
+    call = _json_safe(call, _TOOL_CALL_DEPTH)
     try:
         msgspec.convert(call, ToolCall)
     except msgspec.ValidationError as exc:
@@ -733,11 +784,15 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
     sources: dict[str, str] = {}  # event field -> the attribute it came from, for error messages
 
     def take(field_name: str, conv: Any, attrs: Mapping[str, Any], *keys: str) -> Any:
-        key, raw = _first(attrs, *keys)
-        value = conv(raw, key)
-        if value is not None:
-            sources[field_name] = key
-        return value
+        # _first, inline: most of these attributes are absent, and every converter maps None to None
+        for key in keys:
+            raw = attrs.get(key)
+            if raw is not None and raw != "" and raw != []:
+                value = conv(raw, key)
+                if value is not None:
+                    sources[field_name] = key
+                return value
+        return None
 
     rec: dict[str, Any] = {"id": f"otel-{trace_hex}-{span_hex}", "ts": _timestamp(span.start_time_unix_nano)}
     if span.end_time_unix_nano:
@@ -836,8 +891,11 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
             tags[key[len("hotwash."):]] = value
     rec["tags"] = tags
 
-    clean = _json_safe({k: v for k, v in rec.items() if v is not None and k != "ts"})
+    # Every tool call already passed _checked_tool_call (at its depth in the record).
+    clean = _json_safe({k: v for k, v in rec.items() if v is not None and k != "ts" and k != "tool_calls"})
     clean["ts"] = rec["ts"]
+    if rec["tool_calls"]:
+        clean["tool_calls"] = rec["tool_calls"]
     try:
         record = parse_record(clean, nul_checked=True)  # _json_safe replaced every NUL
     except InputError as exc:

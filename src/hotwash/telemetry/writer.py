@@ -1,28 +1,37 @@
 """The batched writer: validated records in, durable rows and exact rollups out.
 
-One call of :meth:`EventWriter.write` is one transaction. Ids already stored are skipped by the
-database itself (``ON CONFLICT DO NOTHING ... RETURNING id``), and only the rows it reports as
-inserted feed the per-minute rollups, so a re-sent file or a retried HTTP request changes nothing,
-even when two writers race on PostgreSQL.
+Writing a batch takes two steps. :func:`prepare` does everything that needs no database: the
+duplicate ids within the batch, the ``events`` rows with their cost priced, the per-event checks,
+and the per-minute rollup sums. :meth:`EventWriter.commit` is one transaction. Ids already stored
+are skipped by the database itself (``ON CONFLICT DO NOTHING ... RETURNING id``), and only the rows
+it reports as inserted feed the per-minute rollups, so a re-sent file or a retried HTTP request
+changes nothing, even when two writers race on PostgreSQL. Bulk ingest runs :func:`prepare` in
+worker processes (:mod:`hotwash.detect.pool`) while this process commits the batch before;
+:meth:`EventWriter.write` does both steps in the calling thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import msgspec
+import orjson
 
-from hotwash.detect.checks import EventChecker
+from hotwash.detect.checks import EventChecker, EventVerdict
+from hotwash.detect.findings import Finding
 from hotwash.store import PRODUCTION_ENV_NAMES, ROLLUP_COUNTERS, Store
 from hotwash.store.tables import CONFIDENCE_BINS
 from hotwash.telemetry.model import ChangeEvent, Event, Record
 from hotwash.telemetry.pricing import price
 
 PRODUCTION_ENVS = frozenset({None, *PRODUCTION_ENV_NAMES})
+# The columns of an event row that the store keeps as JSON.
+EVENT_JSON_COLUMNS = ("context", "tool_calls", "untrusted", "tags", "findings")
 
 
 @dataclass(slots=True)
@@ -38,8 +47,52 @@ class WriteResult:
         return self
 
 
-def event_row(event: Event, *, now: datetime) -> dict[str, Any]:
-    """The ``events`` row of one event, with its cost resolved."""
+@dataclass(slots=True)
+class Prepared:
+    """A batch ready to commit, computed without the database (so a worker process can do it).
+
+    Rows carry no ``ingested_at`` yet: :meth:`EventWriter.commit` stamps it. ``contributions``
+    are the rollup sums of *every* event row, right when all of them turn out to be new (the
+    usual case); otherwise commit recomputes them from the inserted rows and ``counters``.
+    """
+
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    change_rows: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # event id -> check counters
+    first_seen: list[dict[str, Any]] = field(default_factory=list)  # earliest sighting per (feature, kind, name)
+    contributions: list[dict[str, Any]] = field(default_factory=list)  # per (feature, minute)
+    duplicates: int = 0  # ids repeated within the batch (the first one is kept)
+    unpriced: int = 0  # event rows whose model the price data does not know
+
+    def to_wire(self) -> tuple[Any, ...]:
+        """Plain values for msgpack (datetimes travel as msgpack timestamps, exactly).
+
+        The events' JSON columns travel as the JSON text the store will write (orjson's, which the
+        store uses too): the receiver then neither rebuilds nor re-encodes their nested values.
+        The rows are changed in place, so the batch is used up.
+        """
+        dumps = orjson.dumps
+        for row in self.event_rows:
+            for name in EVENT_JSON_COLUMNS:
+                if (value := row[name]) is not None:
+                    row[name] = dumps(value)
+        return (self.event_rows, self.change_rows, self.counters, self.first_seen, self.contributions,
+                self.duplicates, self.unpriced)
+
+    @classmethod
+    def from_wire(cls, wire: Sequence[Any]) -> Prepared:
+        """The batch :meth:`to_wire` sent. Its JSON columns hold ``orjson.Fragment`` values: JSON
+        text that the store's encoder (orjson) writes as it is."""
+        fragment = orjson.Fragment
+        for row in wire[0]:
+            for name in EVENT_JSON_COLUMNS:
+                if (value := row[name]) is not None:
+                    row[name] = fragment(value)
+        return cls(*wire)
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    """The ``events`` row of one event, with its cost resolved (``ingested_at`` is set at commit)."""
     row = msgspec.structs.asdict(event)
     if event.cost_usd is None:
         if not event.model or (event.tokens_in is None and event.tokens_out is None):
@@ -54,12 +107,11 @@ def event_row(event: Event, *, now: datetime) -> dict[str, Any]:
         row["context"] = msgspec.to_builtins(event.context)
     if event.tool_calls is not None:
         row["tool_calls"] = msgspec.to_builtins(event.tool_calls)
-    row["ingested_at"] = now
     row["findings"] = None
     return row
 
 
-def change_row(change: ChangeEvent, *, now: datetime) -> dict[str, Any]:
+def change_row(change: ChangeEvent) -> dict[str, Any]:
     return {
         "id": change.id,
         "ts": change.ts,
@@ -71,7 +123,6 @@ def change_row(change: ChangeEvent, *, now: datetime) -> dict[str, Any]:
         "link": change.link,
         "actor": change.actor,
         "tags": change.tags,
-        "ingested_at": now,
     }
 
 
@@ -79,50 +130,127 @@ def minute_of(ts: datetime) -> datetime:
     return ts.replace(second=0, microsecond=0)
 
 
+_FINDING_FIELDS = tuple(f.name for f in fields(Finding))
+_finding_values = attrgetter(*_FINDING_FIELDS)
+
+
+def findings_json(verdict: EventVerdict) -> list[dict[str, Any]] | None:
+    """``verdict.findings_json()`` (``dataclasses.asdict`` of each finding) at a fifth of the cost."""
+    if not verdict.findings:
+        return None
+    out = []
+    for f in verdict.findings:
+        d = dict(zip(_FINDING_FIELDS, _finding_values(f), strict=True))
+        d["evidence"] = list(d["evidence"])  # asdict copies the list; so do we
+        out.append(d)
+    return out
+
+
+_CONF_NAMES = tuple((f"conf_n_{b}", f"conf_sum_{b}", f"conf_ok_{b}") for b in range(CONFIDENCE_BINS))
+_MINUTE = timedelta(minutes=1)
+
+
 def _rollup_contributions(
-    rows: Iterable[dict[str, Any]], counters: dict[str, dict[str, int]]
+    rows: Iterable[Mapping[str, Any]], counters: Mapping[str, Mapping[str, int]]
 ) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """Each (feature, minute)'s sums over ``rows`` (plus the check counters of each row's event)."""
     acc: dict[tuple[str, datetime], dict[str, Any]] = {}
+    bins = CONFIDENCE_BINS
+    prod = PRODUCTION_ENVS
+    lo = hi = minute = None  # the minute of the previous row: rows mostly come in time order
     for r in rows:
-        key = (r["feature"], minute_of(r["ts"]))
+        ts = r["ts"]
+        if lo is None or not lo <= ts < hi:  # two comparisons cost a tenth of datetime.replace
+            lo = minute = minute_of(ts)
+            hi = lo + _MINUTE
+        key = (r["feature"], minute)
         a = acc.get(key)
         if a is None:
             a = acc[key] = dict.fromkeys(ROLLUP_COUNTERS, 0)
             a["feature"], a["minute"] = key
         a["events"] += 1
-        a["tokens_in"] += r["tokens_in"] or 0
-        a["tokens_out"] += r["tokens_out"] or 0
-        if r["cost_usd"] is not None:
-            a["cost_usd"] += r["cost_usd"]
+        if n := r["tokens_in"]:
+            a["tokens_in"] += n
+        if n := r["tokens_out"]:
+            a["tokens_out"] += n
+        if (cost := r["cost_usd"]) is not None:
+            a["cost_usd"] += cost
         elif r["cost_source"] == "unpriced":
             a["unpriced"] += 1
-        a["escalations"] += 1 if r["escalated"] else 0
-        a["errors"] += 1 if r["error"] else 0
-        a["retries"] += 1 if r["retry"] else 0
-        a["nonprod"] += 0 if r["env"] in PRODUCTION_ENVS else 1
-        if r["score"] is not None:
-            a["score_sum"] += r["score"]
+        escalated = r["escalated"]
+        if escalated:
+            a["escalations"] += 1
+        if r["error"]:
+            a["errors"] += 1
+        if r["retry"]:
+            a["retries"] += 1
+        if r["env"] not in prod:
+            a["nonprod"] += 1
+        if (score := r["score"]) is not None:
+            a["score_sum"] += score
             a["score_n"] += 1
-        if r["feedback"] is not None:
-            a["feedback_sum"] += r["feedback"]
+        fb = r["feedback"]
+        if fb is not None:
+            a["feedback_sum"] += fb
             a["feedback_n"] += 1
-        if r["confidence"] is not None:
-            a["confidence_sum"] += r["confidence"]
-            a["confidence_n"] += 1
-        a["latency_sum"] += r["latency_ms"] or 0
-        a["output_chars"] += len(r["output"]) if r["output"] else 0
         conf = r["confidence"]
         if conf is not None:
-            b = min(int(conf * CONFIDENCE_BINS), CONFIDENCE_BINS - 1)
-            a[f"conf_n_{b}"] += 1
-            a[f"conf_sum_{b}"] += conf
-            fb = r["feedback"]
-            a[f"conf_ok_{b}"] += 0 if r["escalated"] or (fb is not None and fb < 0) else 1
+            a["confidence_sum"] += conf
+            a["confidence_n"] += 1
+            n_name, sum_name, ok_name = _CONF_NAMES[min(int(conf * bins), bins - 1)]
+            a[n_name] += 1
+            a[sum_name] += conf
+            if not (escalated or (fb is not None and fb < 0)):
+                a[ok_name] += 1
+        if latency := r["latency_ms"]:
+            a["latency_sum"] += latency
+        if output := r["output"]:
+            a["output_chars"] += len(output)
         extra = counters.get(r["id"])
         if extra:
             for name, n in extra.items():
                 a[name] += n
     return acc
+
+
+def prepare(records: Iterable[Record], checker: EventChecker | None = None) -> Prepared:
+    """Everything about a batch that needs no database: pure, so any process can do it."""
+    p = Prepared()
+    event_ids: set[str] = set()
+    change_ids: set[str] = set()
+    events: list[Event] = []
+    for rec in records:
+        if isinstance(rec, ChangeEvent):
+            if rec.id in change_ids:
+                p.duplicates += 1
+                continue
+            change_ids.add(rec.id)
+            p.change_rows.append(change_row(rec))
+        else:
+            if rec.id in event_ids:
+                p.duplicates += 1
+                continue
+            event_ids.add(rec.id)
+            events.append(rec)
+            p.event_rows.append(event_row(rec))
+    if checker is not None and events:
+        first_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        counters = p.counters
+        for rec, row, verdict in zip(events, p.event_rows, checker.check_many(events), strict=True):
+            if verdict.findings:
+                row["findings"] = findings_json(verdict)
+            if verdict.counters:
+                counters[rec.id] = verdict.counters
+            for kind, name in verdict.behaviours:
+                key = (rec.feature, kind, name)
+                known = first_seen.get(key)
+                if known is None or rec.ts < known["first_seen"]:
+                    first_seen[key] = {"feature": rec.feature, "kind": kind, "name": name,
+                                       "first_seen": rec.ts, "first_event": rec.id}
+        p.first_seen = list(first_seen.values())
+    p.contributions = list(_rollup_contributions(p.event_rows, p.counters).values())
+    p.unpriced = sum(1 for r in p.event_rows if r["cost_source"] == "unpriced")
+    return p
 
 
 class EventWriter:
@@ -138,54 +266,38 @@ class EventWriter:
         self._lock = threading.Lock()
 
     def write(self, records: Sequence[Record]) -> WriteResult:
-        now = datetime.now(UTC)
-        result = WriteResult()
-        seen: set[str] = set()
-        event_rows: list[dict[str, Any]] = []
-        change_rows: list[dict[str, Any]] = []
-        counters: dict[str, dict[str, int]] = {}
-        first_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
-        fresh_events: list[Event] = []
-        for rec in records:
-            key = ("c:" if isinstance(rec, ChangeEvent) else "e:") + rec.id
-            if key in seen:
-                result.duplicates += 1
-                continue
-            seen.add(key)
-            if isinstance(rec, ChangeEvent):
-                change_rows.append(change_row(rec, now=now))
-            else:
-                fresh_events.append(rec)
-                event_rows.append(event_row(rec, now=now))
-        if self.checker is not None and fresh_events:
-            for rec, row, verdict in zip(fresh_events, event_rows, self.checker.check_many(fresh_events), strict=True):
-                row["findings"] = verdict.findings_json()
-                if verdict.counters:
-                    counters[rec.id] = verdict.counters
-                for kind, name in verdict.behaviours:
-                    key = (rec.feature, kind, name)
-                    known = first_seen.get(key)
-                    if known is None or rec.ts < known["first_seen"]:
-                        first_seen[key] = {"feature": rec.feature, "kind": kind, "name": name,
-                                           "first_seen": rec.ts, "first_event": rec.id}
-        if not event_rows and not change_rows:
+        return self.commit(prepare(records, self.checker))
+
+    def commit(self, p: Prepared) -> WriteResult:
+        """Store a prepared batch in one transaction; returns what was new and what was not."""
+        result = WriteResult(duplicates=p.duplicates)
+        if not p.event_rows and not p.change_rows:
             return result
+        now = datetime.now(UTC)
+        for row in p.event_rows:
+            row["ingested_at"] = now
+        for row in p.change_rows:
+            row["ingested_at"] = now
 
         with self._lock, self.store.transaction() as conn:
-            inserted = self.store.insert_events(conn, event_rows)
-            new_rows = [r for r in event_rows if r["id"] in inserted]
-            contributions = _rollup_contributions(new_rows, counters)
-            if first_seen:
-                stored = {r["id"] for r in new_rows}
-                fresh = [b for b in first_seen.values() if b["first_event"] in stored]
+            inserted = self.store.insert_events(conn, p.event_rows)
+            if len(inserted) == len(p.event_rows):  # all new: the prepared sums hold
+                contributions = {(c["feature"], c["minute"]): dict(c) for c in p.contributions}
+                unpriced = p.unpriced
+            else:
+                new_rows = [r for r in p.event_rows if r["id"] in inserted]
+                contributions = _rollup_contributions(new_rows, p.counters)
+                unpriced = sum(1 for r in new_rows if r["cost_source"] == "unpriced")
+            if p.first_seen and inserted:
+                fresh = [b for b in p.first_seen if b["first_event"] in inserted]
                 for new in self.store.add_behaviours(conn, fresh):
                     key = (new["feature"], minute_of(new["first_seen"]))
                     contributions[key]["new_behaviours"] += 1
             self.store.add_rollups(conn, list(contributions.values()))
             self.store.recount_sessions(conn, list(contributions))
-            changes_inserted = self.store.insert_changes(conn, change_rows)
+            changes_inserted = self.store.insert_changes(conn, p.change_rows)
 
         result.accepted += len(inserted) + len(changes_inserted)
-        result.duplicates += (len(event_rows) - len(inserted)) + (len(change_rows) - len(changes_inserted))
-        result.unpriced += sum(1 for r in new_rows if r["cost_source"] == "unpriced")
+        result.duplicates += (len(p.event_rows) - len(inserted)) + (len(p.change_rows) - len(changes_inserted))
+        result.unpriced += unpriced
         return result

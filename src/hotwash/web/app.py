@@ -19,6 +19,7 @@ from hotwash.actions.service import OverdueReminders
 from hotwash.detect.checks import EventChecker
 from hotwash.detect.engine import MonitorEngine, Signal
 from hotwash.detect.live import LiveDetector
+from hotwash.detect.pool import ParallelChecker, decode_result
 from hotwash.errors import (
     AuthError,
     Conflict,
@@ -40,7 +41,7 @@ from hotwash.settings import Settings
 from hotwash.store import Store, open_store
 from hotwash.telemetry import otlp
 from hotwash.telemetry.model import Event, Record, parse_record
-from hotwash.telemetry.writer import EventWriter, WriteResult
+from hotwash.telemetry.writer import EventWriter, Prepared, WriteResult
 from hotwash.web.api import include_routers
 from hotwash.web.auth import identify
 from hotwash.web.body import read_body
@@ -73,11 +74,30 @@ def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
     return result
 
 
+# OTLP bodies from this size on are decoded, mapped and checked in a worker process (when the app
+# has them): a GenAI export of a few hundred spans is hundreds of kilobytes; smaller ones are
+# cheaper done here than shipped.
+_WORKER_BODY_BYTES = 32 * 1024
+
+
 def _map_write_and_detect(app: FastAPI, body: bytes, content_type: str) -> otlp.OtlpBatch:
-    batch = otlp.decode_and_map(body, content_type)
+    pool: ParallelChecker | None = app.state.pool
+    if pool is None or len(body) < _WORKER_BODY_BYTES:
+        batch = otlp.decode_and_map(body, content_type)
+        app.state.metrics.observe_rejected(len(batch.rejected))
+        if batch.records:
+            _write_and_detect(app, batch.records)
+        return batch
+    # The worker does everything but the transaction; this thread waits without the GIL, so the
+    # other requests' commits go on meanwhile. A PayloadError raised there is raised here.
+    wire, rejected, ignored = decode_result(pool.submit_otlp(body, content_type).result())
+    prepared = Prepared.from_wire(wire)
+    batch = otlp.OtlpBatch(rejected=[(where, reason) for where, reason in rejected], ignored=ignored)
     app.state.metrics.observe_rejected(len(batch.rejected))
-    if batch.records:
-        _write_and_detect(app, batch.records)
+    if prepared.event_rows:
+        result = app.state.writer.commit(prepared)
+        app.state.metrics.observe_write(result.accepted, result.duplicates)
+        app.state.live.observe(max(row["ts"] for row in prepared.event_rows))
     return batch
 
 
@@ -98,19 +118,32 @@ def _status_of(exc: HotwashError) -> tuple[int, dict[str, Any]]:
     return 400, {}
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
-    """Build the app. The store is opened (and checked to be migrated) at startup."""
+def create_app(settings: Settings, *, store: Store | None = None, check_workers: int | None = None) -> FastAPI:
+    """Build the app. The store is opened (and checked to be migrated) at startup.
+
+    ``check_workers``: None checks ingested events in the request's thread; a number starts that
+    many worker processes (0: one per CPU) at startup that decode, map and check large OTLP
+    exports in parallel (``hotwash serve`` passes ``settings.check_workers``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = store is None
-        st = store or open_store(settings.resolved_database_url)
-        st.check_ready()
         manifest = load_manifest(settings.manifest)
+        # Fork the workers first, before this process opens the store or starts any thread.
+        pool = ParallelChecker(manifest, workers=check_workers).start() if check_workers is not None else None
+        app.state.pool = pool if pool is not None and pool.parallel else None
+        own = store is None
+        try:
+            st = store or open_store(settings.resolved_database_url)
+            st.check_ready()
+        except BaseException:
+            if pool is not None:
+                pool.close()
+            raise
         app.state.store = st
         app.state.settings = settings
         app.state.manifest = manifest
-        app.state.writer = EventWriter(st, EventChecker(manifest))
+        app.state.writer = EventWriter(st, app.state.pool or EventChecker(manifest))
         _, last = st.data_range()
         # Minutes before the newest stored one were judged by an earlier run (or `hotwash detect`).
         app.state.engine = MonitorEngine(st, manifest, start_at=last)
@@ -141,6 +174,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
                 dispatcher.close(timeout=10)
             if own:
                 st.dispose()
+            if pool is not None:
+                pool.close()
 
     app = FastAPI(title="hotwash", version="0.1.0", lifespan=lifespan,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
