@@ -55,6 +55,19 @@ def test_rollup_arrays_exact_and_offsets(filled: Store) -> None:
     assert offsets == idx.tolist() and [list(t) for t in tuples] == values.T.tolist()
 
 
+def test_counts_too_large_to_pack_are_read_plainly(store: Store) -> None:
+    rows = _rows("big", [0, 1, 2], seed=3)
+    rows[1]["events"] = 2**26 + 5  # SQLite reads pack two counters into one value below 2**26 each
+    rows[2]["judged"] = 2**31 - 1  # the largest INTEGER on PostgreSQL
+    with store.transaction() as conn:
+        store.add_rollups(conn, rows)
+    idx, values = store.rollup_arrays("big", T0, T0 + 10 * MINUTE, ["judged", "events", "cost_usd", "refusals"])
+    assert idx.tolist() == [0, 1, 2]
+    assert values[1].tolist() == [rows[0]["events"], 2**26 + 5, rows[2]["events"]]
+    assert values[0].tolist() == [rows[0]["judged"], rows[1]["judged"], 2**31 - 1]
+    assert values[2].tolist() == [r["cost_usd"] for r in rows] and values[3].tolist() == [r["refusals"] for r in rows]
+
+
 def test_partial_load_equals_full_load_and_fetches_the_rest_on_use(filled: Store) -> None:
     start, until = T0 - 10 * MINUTE, T0 + 300 * MINUTE
     full = FeatureSeries.load(filled, "bot", start, until)
