@@ -8,9 +8,11 @@ conventions: provider, request/response model, usage, conversation id, ``gen_ai.
 documents) with ``execute_tool`` child spans for the tools it called. The same bytes are POSTed
 to ``/v1/traces`` of:
 
-* **hotwash** — ``hotwash serve`` as a subprocess on a loopback port, fresh SQLite store. Its
-  export is acknowledged only once the events are committed (fsynced), so the clock stops
-  when the last POST returns; the stored count is then checked through ``/api/v1/status``.
+* **hotwash** — ``hotwash serve`` as a subprocess on a loopback port, fresh SQLite store, with
+  its worker processes (one per CPU) decoding, mapping and checking the exports while it commits.
+  Its export is acknowledged only once the events are committed (fsynced), so the clock stops
+  when the last POST returns; the stored count is then checked through ``/api/v1/status``. The
+  server's CPU time (with its workers) is reported too.
 * **Phoenix** — ``phoenix serve`` (pinned version printed) from its own venv under
   ``bench/.work/phoenix-venv``, on loopback, fresh working dir (SQLite). Phoenix acknowledges
   before storing, so the clock stops when all spans are in its database (polled every 0.25 s
@@ -61,7 +63,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from hotwash.demo.sample import generate_events
-from ingest_bench import HOTWASH, WORK, clean_cwd, fresh_sqlite, hotwash_env, load, machine, measure_raw_limit
+from ingest_bench import (
+    HOTWASH,
+    WORK,
+    children_cpu,
+    clean_cwd,
+    fresh_sqlite,
+    hotwash_env,
+    load,
+    machine,
+    measure_raw_limit,
+)
 
 PHOENIX_VENV = WORK / "phoenix-venv"
 PHOENIX_PACKAGE = "arize-phoenix"
@@ -299,6 +311,7 @@ class Run:
     spans: int
     calls: int
     seconds: float
+    cpu: float = 0.0  # CPU seconds of the server (and its worker processes), start-up and shutdown included
 
     @property
     def spans_rate(self) -> float:
@@ -316,6 +329,7 @@ def run_hotwash(payload: Payload, label: str) -> Run:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     try:
+        cpu0 = children_cpu()
         with server([HOTWASH, "serve", "--host", "127.0.0.1", "--port", str(port)], hotwash_env(url, home),
                     clean_cwd(), f"{base}/healthz", WORK / f"hotwash-serve-{label}.log", timeout=60):
             seconds, rejected = post_all(f"{base}/v1/traces", payload)
@@ -324,7 +338,7 @@ def run_hotwash(payload: Payload, label: str) -> Run:
             stored = httpx.get(f"{base}/api/v1/status", timeout=60).json()["events"]
             if stored != payload.n_calls:
                 raise RuntimeError(f"hotwash stored {stored} events, expected {payload.n_calls}")
-        return Run("hotwash", payload.n_spans, payload.n_calls, seconds)
+        return Run("hotwash", payload.n_spans, payload.n_calls, seconds, children_cpu() - cpu0)
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -440,7 +454,8 @@ def run(small_n: int, large_n: int, phoenix: bool, raw_n: int, phoenix_timeout: 
           f"({hw_small.events_rate:,.0f} events/s, {hw_small.seconds:.1f} s)", flush=True)
     hw_large = run_hotwash(payload, "large")
     print(f"  hotwash    {payload.n_spans:>9,} spans: {hw_large.spans_rate:>9,.0f} spans/s "
-          f"({hw_large.events_rate:,.0f} events/s, {hw_large.seconds:.1f} s)", flush=True)
+          f"({hw_large.events_rate:,.0f} events/s, {hw_large.seconds:.1f} s; the server used {hw_large.cpu:.1f} s "
+          f"CPU with its workers, {hw_large.cpu / hw_large.calls * 1e6:,.0f} µs per event)", flush=True)
     if raw_limit:
         raw = raw_limit
         print(f"  raw JSONL limit measured by ingest_bench in this run: {raw:,.0f} events/s", flush=True)

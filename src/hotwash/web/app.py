@@ -6,6 +6,7 @@ import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -82,15 +83,26 @@ _WORKER_BODY_BYTES = 32 * 1024
 
 def _map_write_and_detect(app: FastAPI, body: bytes, content_type: str) -> otlp.OtlpBatch:
     pool: ParallelChecker | None = app.state.pool
-    if pool is None or len(body) < _WORKER_BODY_BYTES:
-        batch = otlp.decode_and_map(body, content_type)
-        app.state.metrics.observe_rejected(len(batch.rejected))
-        if batch.records:
-            _write_and_detect(app, batch.records)
-        return batch
-    # The worker does everything but the transaction; this thread waits without the GIL, so the
-    # other requests' commits go on meanwhile. A PayloadError raised there is raised here.
-    wire, rejected, ignored = decode_result(pool.submit_otlp(body, content_type).result())
+    if pool is not None and len(body) >= _WORKER_BODY_BYTES:
+        # The worker does everything but the transaction; this thread waits without the GIL, so the
+        # other requests' commits go on meanwhile. A PayloadError raised there is raised here.
+        try:
+            done = pool.submit_otlp(body, content_type).result()
+        except BrokenProcessPool:
+            log.exception("an ingest worker process died; checking in the server process from now on")
+            app.state.pool = None
+            app.state.writer.checker = EventChecker(app.state.manifest)
+        else:
+            return _commit_prepared(app, done)
+    batch = otlp.decode_and_map(body, content_type)
+    app.state.metrics.observe_rejected(len(batch.rejected))
+    if batch.records:
+        _write_and_detect(app, batch.records)
+    return batch
+
+
+def _commit_prepared(app: FastAPI, done: bytes) -> otlp.OtlpBatch:
+    wire, rejected, ignored = decode_result(done)
     prepared = Prepared.from_wire(wire)
     batch = otlp.OtlpBatch(rejected=[(where, reason) for where, reason in rejected], ignored=ignored)
     app.state.metrics.observe_rejected(len(batch.rejected))
