@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 from hotwash.demo.scenarios import single
 from hotwash.detect.checks import EventChecker
 from hotwash.detect.pool import ParallelChecker, _encoder, decode_result
+from hotwash.errors import StoreError
 from hotwash.manifest import parse_manifest
 from hotwash.settings import Settings
 from hotwash.store import Store
@@ -229,10 +230,10 @@ class _CountingChecker(ParallelChecker):
         super().__init__(*args, **kwargs)
         self.open = self.most = 0
 
-    def submit_lines(self, first_line: int, lines: list[bytes], limit: int) -> Any:
+    def submit_lines(self, first_line: int, lines: list[bytes], limit: int, **kw: Any) -> Any:
         self.open += 1
         self.most = max(self.most, self.open)
-        return super().submit_lines(first_line, lines, limit)
+        return super().submit_lines(first_line, lines, limit, **kw)
 
 
 def test_at_most_workers_plus_one_batches_are_in_flight(store: Store, tmp_path: Path) -> None:
@@ -387,6 +388,38 @@ def test_prepare_then_commit_is_write(store: Store) -> None:
     assert (again.accepted, again.duplicates) == (0, 300)
     _wipe(store)
     EventWriter(store, checker).write(records)
+    assert _contents(store) == stored
+
+
+def test_rows_bound_for_sqlite_in_a_worker_store_what_plain_rows_store(store: Store) -> None:
+    """Bulk ingest into SQLite ships rows as SQLite's bound values (the worker converts them); they
+    must store exactly what mapping rows store, also when part of the batch is already there (the
+    rollups are then recomputed from the bound rows), and a PostgreSQL store refuses them."""
+    scenario = single("prompt_injection", quiet_days=0.5, seed=3)
+    records = [parse_record(o) for o in itertools.islice(scenario.events(), 400)]
+    checker = EventChecker(parse_manifest(scenario.manifest_yaml()))
+
+    def shipped(batch: list[Any], *, sqlite: bool) -> Prepared:
+        return Prepared.from_wire(decode_result(_encoder.encode(prepare(batch, checker).to_wire(sqlite=sqlite))))
+
+    plain = shipped(records, sqlite=False)
+    bound = shipped(records, sqlite=True)
+    assert bound.sqlite_bound and not plain.sqlite_bound
+    assert bound.latest_ts() == plain.latest_ts() == max(r.ts for r in records)
+    keys = ("id", "ts", "feature", "tokens_in", "cost_usd", "cost_source", "escalated", "output")
+    assert [[r[k] for k in keys] for r in bound.rollup_rows()] == [[r[k] for k in keys] for r in plain.rollup_rows()]
+    if store.dialect != "sqlite":
+        with pytest.raises(StoreError, match="bound for SQLite"):
+            EventWriter(store).commit(bound)
+        return
+    writer = EventWriter(store)
+    writer.commit(shipped(records[:150], sqlite=False))
+    result = writer.commit(bound)  # 150 of 400 already stored
+    assert (result.accepted, result.duplicates) == (250, 150)
+    stored = _contents(store)
+    _wipe(store)
+    writer.commit(shipped(records[:150], sqlite=False))
+    writer.commit(shipped(records, sqlite=False))  # the same two batches as mapping rows
     assert _contents(store) == stored
 
 

@@ -72,15 +72,15 @@ def _check_chunk(payload: bytes) -> bytes:
     return _encoder.encode(out)
 
 
-def _prepare_lines(first_line: int, lines: list[bytes], limit: int) -> bytes:
+def _prepare_lines(first_line: int, lines: list[bytes], limit: int, sqlite: bool) -> bytes:
     from hotwash.telemetry.ingest import decode_lines
 
     records, rejected, last = decode_lines(first_line, lines, limit)
-    return _encoder.encode((prepare(records, _worker_checker).to_wire(), rejected, last))
+    return _encoder.encode((prepare(records, _worker_checker).to_wire(sqlite=sqlite), rejected, last))
 
 
-def _prepare_events(payload: bytes) -> bytes:
-    return _encoder.encode(prepare(_events_decoder.decode(payload), _worker_checker).to_wire())
+def _prepare_events(payload: bytes, sqlite: bool) -> bytes:
+    return _encoder.encode(prepare(_events_decoder.decode(payload), _worker_checker).to_wire(sqlite=sqlite))
 
 
 def _prepare_otlp(body: bytes, content_type: str) -> bytes:
@@ -140,13 +140,15 @@ class ParallelChecker(EventChecker):
         return verdicts
 
     # -- whole batches prepared in a worker (decode with decode_prepared / decode_prepared_lines) --
-    def submit_lines(self, first_line: int, lines: list[bytes], limit: int) -> Future[bytes]:
+    def submit_lines(self, first_line: int, lines: list[bytes], limit: int, *, sqlite: bool = False
+                     ) -> Future[bytes]:
         """JSONL lines numbered from ``first_line`` (without their ``\\n``; a longer line than
-        ``limit`` may be cut to ``limit + 1`` bytes) to decode, validate, check and prepare."""
-        return self._ensure_pool().submit(_prepare_lines, first_line, lines, limit)
+        ``limit`` may be cut to ``limit + 1`` bytes) to decode, validate, check and prepare.
+        ``sqlite``: the worker also converts the rows to SQLite's bound values (``Prepared.to_wire``)."""
+        return self._ensure_pool().submit(_prepare_lines, first_line, lines, limit, sqlite)
 
-    def submit_events(self, events: Sequence[Event]) -> Future[bytes]:
-        return self._ensure_pool().submit(_prepare_events, _encoder.encode(list(events)))
+    def submit_events(self, events: Sequence[Event], *, sqlite: bool = False) -> Future[bytes]:
+        return self._ensure_pool().submit(_prepare_events, _encoder.encode(list(events)), sqlite)
 
     def submit_otlp(self, body: bytes, content_type: str) -> Future[bytes]:
         """An OTLP/HTTP body to decode, map and prepare; the future raises what

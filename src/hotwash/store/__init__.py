@@ -33,7 +33,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
@@ -49,7 +49,7 @@ from hotwash.store.postmortems import PostmortemQueries
 from hotwash.store.tables import behaviours, changes, events, metadata, rollups, signals
 from hotwash.store.types import UtcDateTime
 
-__all__ = ["RECOUNTED", "ROLLUP_COUNTERS", "Store", "open_store"]
+__all__ = ["RECOUNTED", "ROLLUP_COUNTERS", "Store", "open_store", "sqlite_values"]
 
 # env values that count as production traffic (anything else in production is "non-prod").
 PRODUCTION_ENV_NAMES = frozenset({"", "prod", "production", "prd", "live"})
@@ -82,15 +82,70 @@ def _json_text(value: Any) -> str:
 
 
 def _last_value_memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Remember the last conversion: a batch shares one ``ingested_at``, formatted once."""
-    last: list[Any] = [object(), None]
+    """Remember the last conversion: a batch shares one ``ingested_at``, formatted once. The pair
+    is replaced in one assignment, so threads sharing the converter never mix two values."""
+    memo: list[tuple[Any, Any]] = [(object(), None)]
 
     def convert(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, proc(value)
-        return last[1]
+        seen, out = memo[0]
+        if value is not seen:
+            out = proc(value)
+            memo[0] = (value, out)
+        return out
 
     return convert
+
+
+_SQLITE_DIALECT = sqlite.dialect()
+
+
+@cache
+def _sqlite_bind_plan(table: Table) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]],
+                                            list[tuple[int, Callable[[Any], Any]]], tuple[str, ...]]:
+    """How a row of ``table`` becomes the values SQLite binds: each column's own bind processor
+    (UtcDateTime's text, SQLAlchemy's boolean), JSON as orjson's text, looked up once."""
+    names = tuple(c.name for c in table.columns)
+    converters = []
+    for i, column in enumerate(table.columns):
+        if isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON):
+            converters.append((i, _json_text))  # what SQLAlchemy's JSON type does, minus its wrapper
+            continue
+        proc = column.type.bind_processor(_SQLITE_DIALECT)
+        if proc is not None:
+            converters.append((i, _last_value_memo(proc) if isinstance(column.type, UtcDateTime) else proc))
+    return itemgetter(*names), converters, names
+
+
+def sqlite_values(table: Table, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+    """Each row (a mapping of column names; absent ones are NULL) as the list of values SQLite
+    binds for ``table``, in column order. Needs no engine, so a worker process can do this part
+    of an insert (see :meth:`Store.insert_sqlite_values`). SQLAlchemy's generic executemany spends
+    ~8 µs a row building parameter dicts; this is the same conversion without them."""
+    getter, converters, names = _sqlite_bind_plan(table)
+    out = []
+    for row in rows:
+        try:
+            values = list(getter(row))
+        except KeyError:  # a partial row
+            values = [row.get(name) for name in names]
+        for i, proc in converters:
+            if values[i] is not None:
+                values[i] = proc(values[i])
+        out.append(values)
+    return out
+
+
+def sqlite_column_index(table: Table, name: str) -> int:
+    return _sqlite_bind_plan(table)[2].index(name)
+
+
+def sqlite_bind(table: Table, name: str, value: Any) -> Any:
+    """One value of column ``name`` as SQLite binds it."""
+    index = sqlite_column_index(table, name)
+    for i, proc in _sqlite_bind_plan(table)[1]:
+        if i == index and value is not None:
+            return proc(value)
+    return value
 
 
 class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, EvalQueries, AuthQueries,
@@ -190,41 +245,24 @@ class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, E
         return sql, plan
 
     def _sqlite_insert_new(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-        # The ingest hot path. SQLAlchemy's generic executemany spends ~8 µs a row building
-        # parameter dicts; here each column's own bind processor (the same UtcDateTime and JSON
-        # conversions) is looked up once and rows become one flat tuple per multi-row INSERT.
-        getter, converters = self._bind_plan(table)
-        names = [c.name for c in table.columns]
-        inserted: set[str] = set()
-        for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-            chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
-            params: list[Any] = []
-            for row in chunk:
-                try:
-                    values = list(getter(row))
-                except KeyError:  # a partial row: absent columns are NULL
-                    values = [row.get(name) for name in names]
-                for i, proc in converters:
-                    if values[i] is not None:
-                        values[i] = proc(values[i])
-                params.extend(values)
-            sql = self._multi_insert_sql(table, len(chunk))
-            inserted.update(r[0] for r in conn.exec_driver_sql(sql, tuple(params)))
-        return inserted
+        # The ingest hot path: rows become flat tuples for multi-row INSERTs (see sqlite_values).
+        return self._insert_sqlite_values(conn, table, sqlite_values(table, rows))
 
-    @cache  # noqa: B019 - a Store lives as long as its engine; the cache is tiny
-    def _bind_plan(self, table: Table) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]],
-                                                  list[tuple[int, Callable[[Any], Any]]]]:
-        getter = itemgetter(*(c.name for c in table.columns))
-        converters = []
-        for i, column in enumerate(table.columns):
-            if isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON):
-                converters.append((i, _json_text))  # what SQLAlchemy's JSON type does, minus its wrapper
-                continue
-            proc = column.type.bind_processor(self.engine.dialect)
-            if proc is not None:
-                converters.append((i, _last_value_memo(proc) if isinstance(column.type, UtcDateTime) else proc))
-        return getter, converters
+    def insert_sqlite_values(self, conn: Connection, values: Sequence[Sequence[Any]]) -> set[str]:
+        """``insert_events`` for rows already converted by :func:`sqlite_values` (SQLite only:
+        bulk ingest converts them in its worker processes). Returns the ids actually inserted."""
+        if self.dialect != "sqlite":
+            raise StoreError(f"rows bound for SQLite cannot be inserted into {self.dialect}")
+        return self._insert_sqlite_values(conn, events, values) if values else set()
+
+    def _insert_sqlite_values(self, conn: Connection, table: Table, values: Sequence[Sequence[Any]]) -> set[str]:
+        inserted: set[str] = set()
+        chain = itertools.chain.from_iterable
+        for start in range(0, len(values), _SQLITE_ROWS_PER_INSERT):
+            chunk = values[start : start + _SQLITE_ROWS_PER_INSERT]
+            sql = self._multi_insert_sql(table, len(chunk))
+            inserted.update(r[0] for r in conn.exec_driver_sql(sql, tuple(chain(chunk))))
+        return inserted
 
     @cache  # noqa: B019
     def _multi_insert_sql(self, table: Table, n_rows: int) -> str:

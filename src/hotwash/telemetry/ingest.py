@@ -320,6 +320,7 @@ def _ingest_pipelined(
     Another reader runs here and the workers prepare its events.
     """
     pending: deque[_Batch] = deque()
+    sqlite = writer.store.dialect == "sqlite"  # the workers also bind the rows' values
     ahead = checker.workers  # batches in the workers while one commits
     last_line = {"stream": -1, "line": 0}  # the last accepted line reported, per stream
 
@@ -357,7 +358,7 @@ def _ingest_pipelined(
             if reader is None:
                 start = _tell(stream)
                 for first, lines, consumed in line_batches(stream, batch_size, max_record_bytes):
-                    future = checker.submit_lines(first, lines, max_record_bytes) if lines else None
+                    future = checker.submit_lines(first, lines, max_record_bytes, sqlite=sqlite) if lines else None
                     add(_Batch(name, index, start + consumed, future))
                 continue
             b = _Batch(name, index, 0, lines=False)
@@ -374,11 +375,11 @@ def _ingest_pipelined(
                         b.changes.append(item.record)
                     b.last_line = item.line
                 if items >= batch_size:
-                    b.future = checker.submit_events(events) if events else None
+                    b.future = checker.submit_events(events, sqlite=sqlite) if events else None
                     b.position = _tell(stream)
                     add(b)
                     b, events, items = _Batch(name, index, 0, lines=False), [], 0
-            b.future = checker.submit_events(events) if events else None
+            b.future = checker.submit_events(events, sqlite=sqlite) if events else None
             b.position = _tell(stream)
             add(b)
         while pending:

@@ -24,8 +24,9 @@ import orjson
 
 from hotwash.detect.checks import EventChecker, EventVerdict
 from hotwash.detect.findings import Finding
-from hotwash.store import PRODUCTION_ENV_NAMES, ROLLUP_COUNTERS, Store
+from hotwash.store import PRODUCTION_ENV_NAMES, ROLLUP_COUNTERS, Store, sqlite_bind, sqlite_column_index, sqlite_values
 from hotwash.store.tables import CONFIDENCE_BINS
+from hotwash.store.tables import events as events_table
 from hotwash.telemetry.model import ChangeEvent, Event, Record
 from hotwash.telemetry.pricing import price
 
@@ -63,32 +64,66 @@ class Prepared:
     contributions: list[dict[str, Any]] = field(default_factory=list)  # per (feature, minute)
     duplicates: int = 0  # ids repeated within the batch (the first one is kept)
     unpriced: int = 0  # event rows whose model the price data does not know
+    # event_rows hold the values SQLite binds (lists in column order, see store.sqlite_values)
+    # rather than mappings: a worker did that conversion, so the committing process does not
+    sqlite_bound: bool = False
 
-    def to_wire(self) -> tuple[Any, ...]:
+    def to_wire(self, *, sqlite: bool = False) -> tuple[Any, ...]:
         """Plain values for msgpack (datetimes travel as msgpack timestamps, exactly).
 
         The events' JSON columns travel as the JSON text the store will write (orjson's, which the
         store uses too): the receiver then neither rebuilds nor re-encodes their nested values.
+        ``sqlite``: the event rows travel as the values SQLite binds, ready for
+        :meth:`~hotwash.store.Store.insert_sqlite_values` (only for a SQLite store).
         The rows are changed in place, so the batch is used up.
         """
-        dumps = orjson.dumps
-        for row in self.event_rows:
-            for name in EVENT_JSON_COLUMNS:
-                if (value := row[name]) is not None:
-                    row[name] = dumps(value)
-        return (self.event_rows, self.change_rows, self.counters, self.first_seen, self.contributions,
-                self.duplicates, self.unpriced)
+        if sqlite:
+            for row in self.event_rows:
+                row["ingested_at"] = None  # set at commit
+            rows: list[Any] = sqlite_values(events_table, self.event_rows)
+        else:
+            dumps = orjson.dumps
+            for row in self.event_rows:
+                for name in EVENT_JSON_COLUMNS:
+                    if (value := row[name]) is not None:
+                        row[name] = dumps(value)
+            rows = self.event_rows
+        return (rows, self.change_rows, self.counters, self.first_seen, self.contributions,
+                self.duplicates, self.unpriced, sqlite)
 
     @classmethod
     def from_wire(cls, wire: Sequence[Any]) -> Prepared:
         """The batch :meth:`to_wire` sent. Its JSON columns hold ``orjson.Fragment`` values: JSON
         text that the store's encoder (orjson) writes as it is."""
-        fragment = orjson.Fragment
-        for row in wire[0]:
-            for name in EVENT_JSON_COLUMNS:
-                if (value := row[name]) is not None:
-                    row[name] = fragment(value)
+        if not wire[7]:
+            fragment = orjson.Fragment
+            for row in wire[0]:
+                for name in EVENT_JSON_COLUMNS:
+                    if (value := row[name]) is not None:
+                        row[name] = fragment(value)
         return cls(*wire)
+
+    def rollup_rows(self) -> list[Mapping[str, Any]]:
+        """The event rows as mappings with what the rollups read (``ts`` a datetime)."""
+        if not self.sqlite_bound:
+            return self.event_rows
+        names = [c.name for c in events_table.columns]
+        ts = names.index("ts")
+        out = []
+        for values in self.event_rows:
+            row = dict(zip(names, values, strict=True))
+            row["ts"] = datetime.fromisoformat(values[ts]).replace(tzinfo=UTC)
+            out.append(row)
+        return out
+
+    def latest_ts(self) -> datetime | None:
+        """The time of the batch's latest event."""
+        if not self.event_rows:
+            return None
+        if self.sqlite_bound:
+            i = sqlite_column_index(events_table, "ts")
+            return datetime.fromisoformat(max(v[i] for v in self.event_rows)).replace(tzinfo=UTC)
+        return max(row["ts"] for row in self.event_rows)
 
 
 def event_row(event: Event) -> dict[str, Any]:
@@ -274,18 +309,26 @@ class EventWriter:
         if not p.event_rows and not p.change_rows:
             return result
         now = datetime.now(UTC)
-        for row in p.event_rows:
-            row["ingested_at"] = now
+        if p.sqlite_bound:
+            at, stamp = sqlite_column_index(events_table, "ingested_at"), sqlite_bind(events_table, "ingested_at", now)
+            for values in p.event_rows:
+                values[at] = stamp
+        else:
+            for row in p.event_rows:
+                row["ingested_at"] = now
         for row in p.change_rows:
             row["ingested_at"] = now
 
         with self._lock, self.store.transaction() as conn:
-            inserted = self.store.insert_events(conn, p.event_rows)
+            if p.sqlite_bound:
+                inserted = self.store.insert_sqlite_values(conn, p.event_rows)
+            else:
+                inserted = self.store.insert_events(conn, p.event_rows)
             if len(inserted) == len(p.event_rows):  # all new: the prepared sums hold
                 contributions = {(c["feature"], c["minute"]): dict(c) for c in p.contributions}
                 unpriced = p.unpriced
             else:
-                new_rows = [r for r in p.event_rows if r["id"] in inserted]
+                new_rows = [r for r in p.rollup_rows() if r["id"] in inserted]
                 contributions = _rollup_contributions(new_rows, p.counters)
                 unpriced = sum(1 for r in new_rows if r["cost_source"] == "unpriced")
             if p.first_seen and inserted:
