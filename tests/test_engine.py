@@ -102,3 +102,23 @@ def test_refusals_are_counted_not_judged_for_grounding() -> None:
     assert verdict.counters.get("refusals") == 1
     assert "judged" not in verdict.counters and "hallucinated" not in verdict.counters
     assert not [f for f in verdict.findings if f.category == "hallucination"]
+
+
+def test_a_budget_breach_points_at_the_hour_that_broke_it_not_at_midnight(store: Store) -> None:
+    """The day's spend is what crosses the budget, but a signal's start is read as the failure's
+    onset (incident start, time to detect, blast radius): the evidence is the hour before the breach."""
+    manifest = parse_manifest("version: 1\nfeatures:\n  agent:\n    budget: {daily_usd: 5}\n")
+    day = datetime(2026, 11, 10, tzinfo=UTC)
+    records = [{"id": f"q-{i}", "ts": (day + timedelta(minutes=i)).isoformat(), "feature": "agent",
+                "cost_usd": 0.002} for i in range(0, 15 * 60, 2)]  # $0.90 by 15:00
+    burst = day + timedelta(hours=15)
+    records += [{"id": f"b-{i}", "ts": (burst + timedelta(seconds=20 * i)).isoformat(), "feature": "agent",
+                 "cost_usd": 0.1, "session_id": f"s-{i % 7}"} for i in range(120)]  # +$12 over 40 min
+    EventWriter(store, EventChecker(manifest)).write([parse_record(r) for r in records])
+    budget = [s for s in MonitorEngine(store, manifest).backtest() if s.monitor == "cost.budget"]
+    assert budget, "the day went over its $5 budget"
+    sig = budget[0]
+    assert burst < sig.detected_at < burst + timedelta(minutes=40)
+    assert timedelta(0) < sig.detected_at - sig.start <= timedelta(hours=1, minutes=1)
+    assert sig.start > day + timedelta(hours=13), "the start must not be the day's midnight"
+    assert any(e.startswith("b-") for e in sig.evidence)

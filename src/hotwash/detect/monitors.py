@@ -429,6 +429,9 @@ class NonProdTraffic(_Windowed):
                            f"in {self.window} min", {"nonprod": int(k), "share": share})
 
 
+_BUDGET_EVIDENCE_MINUTES = 60
+
+
 class BudgetBreach:
     name = "cost.budget"
     category = "runaway_cost"
@@ -455,7 +458,10 @@ class BudgetBreach:
     def describe(self, s: FeatureSeries, i: int) -> Description:
         spent = float(self._day_to_date(s)[i])
         minute_of_day = (s.t0.hour * 60 + s.t0.minute + i) % DAY
-        return Description(max(0, i - minute_of_day),
+        # The evidence is the hour that pushed the day over (at most back to midnight). The whole
+        # day is not: a signal's start is read as the failure's onset (the incident's start, its
+        # time to detect, its blast radius), and a budget says nothing about when spend went wrong.
+        return Description(max(0, i - min(minute_of_day, _BUDGET_EVIDENCE_MINUTES)),
                            f"{s.feature} spent ${spent:,.2f} today, over its daily budget of ${self.budget:,.2f}",
                            {"spent_today_usd": spent, "daily_budget_usd": self.budget}, "SEV2")
 
