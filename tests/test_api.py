@@ -54,6 +54,15 @@ def test_batch_with_bad_records_reports_each_and_keeps_the_rest(client: TestClie
                                                  "signals": 0}
 
 
+def test_an_integer_beyond_64_bits_is_refused_with_its_field_not_rounded(client: TestClient, store: Store) -> None:
+    body = '[{"id": "big", "ts": "2026-11-27T04:00:00Z", "feature": "f", "tags": {"n": 1180591620717411303424}}]'
+    r = client.post("/api/v1/events", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 0
+    assert r.json()["rejected"][0]["reason"].startswith("field 'tags.n': integer outside the 64-bit range")
+    assert store.get_events(["big"]) == {}
+
+
 def test_gzip_garbage_and_oversized_bodies(client: TestClient) -> None:
     packed = gzip.compress(orjson.dumps({"events": [EVENT]}))
     ok = client.post("/api/v1/events", content=packed,

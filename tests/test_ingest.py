@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,3 +200,27 @@ def test_nul_characters_and_huge_numbers_are_refused_per_record(store: Store, tm
     assert "field 'tags.k[1]'" in reasons[1]
     assert "field 'retry'" in reasons[2]
     assert set(store.get_events(["nul", "nul-tag", "big", "ok"])) == {"ok"}
+
+
+def test_integers_beyond_64_bits_in_free_form_json_are_refused_per_record(store: Store, tmp_path: Path) -> None:
+    # Tags, document metadata and tool arguments are free-form JSON. An integer past 64 bits there
+    # used to pass validation and then fail the whole batch at commit (orjson cannot encode it).
+    big = 2**70
+
+    def _line(obj: dict) -> bytes:  # orjson, which the module's _line uses, cannot write these
+        return json.dumps(obj).encode() + b"\n"
+
+    data = (_line({**GOOD, "id": "big-tag", "tags": {"n": big}})
+            + _line({**GOOD, "id": "big-arg", "tool_calls": [{"name": "t", "arguments": {"a": [1, -big]}}]})
+            + _line({**GOOD, "id": "big-extra", "order_no": big})  # an unknown key goes to tags
+            + _line({**GOOD, "id": "edge", "tags": {"hi": 2**64 - 1, "lo": -(2**63), "s": "1234567890123456789012"}})
+            + _line({**GOOD, "id": "ok"}))
+    report = _ingest(store, tmp_path, data)
+    assert (report.accepted, report.rejected_count) == (2, 3)
+    reasons = [r.reason for r in report.rejected]
+    assert reasons[0].startswith("field 'tags.n': integer outside the 64-bit range")
+    assert reasons[1].startswith("field 'tool_calls[0].arguments.a[1]': integer outside")
+    assert reasons[2].startswith("field 'order_no': integer outside")  # named as sent
+    got = store.get_events(["edge", "ok"])
+    assert set(got) == {"edge", "ok"}
+    assert got["edge"]["tags"] == {"hi": 2**64 - 1, "lo": -(2**63), "s": "1234567890123456789012"}

@@ -12,6 +12,7 @@ top-level keys moved into ``tags`` (kept, never dropped), then validated the sam
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -157,12 +158,13 @@ def _drop_nested_extras(obj: dict[str, Any]) -> dict[str, Any]:
 def parse_record(obj: object, *, where: str | None = None, nul_checked: bool = False) -> Record:
     """Validate one decoded JSON value as a change event (``"type": "change"``) or an event.
 
-    ``nul_checked``: the caller has already made every string NUL-free (the OTLP mapper does).
+    ``nul_checked``: the caller has already made every string NUL-free and every integer 64-bit
+    (the OTLP mapper does).
     """
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", where=where)
     if not nul_checked:
-        _refuse_nul(obj, where)
+        _refuse_unstorable(obj, where)
     try:
         if obj.get("type") == "change":
             return msgspec.convert(_with_extras_in_tags(obj, _CHANGE_FIELDS), ChangeEvent)
@@ -172,31 +174,57 @@ def parse_record(obj: object, *, where: str | None = None, nul_checked: bool = F
         raise InputError(_explain(exc), where=where) from None
 
 
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """Where a NUL character hides in a decoded value, if anywhere."""
+# JSON integers the store can keep: orjson (the store's JSON encoder) and PostgreSQL's JSONB
+# stop at 64 bits. A larger one would fail the whole batch at commit, so its record is refused.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+# Cheap test on a raw line: a run of 19 digits may be an integer outside that range.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Where a decoded value holds what no store can keep (a NUL character, an integer beyond 64
+    bits), and what it is; None if nothing."""
     if isinstance(value, str):
-        return (path or "(record)") if "\x00" in value else None
+        return ((path or "(record)"), "nul") if "\x00" in value else None
+    if isinstance(value, int):
+        return None if isinstance(value, bool) or _INT_MIN <= value <= _INT_MAX else ((path or "(record)"), "int")
     if isinstance(value, dict):
         for k, v in value.items():
             here = f"{path}.{k}" if path else str(k)
-            found = here if "\x00" in str(k) else _nul_path(v, here)
+            found = (here, "nul") if "\x00" in str(k) else _unstorable(v, here)
             if found:
                 return found
     if isinstance(value, list):
         for i, v in enumerate(value):
-            found = _nul_path(v, f"{path}[{i}]")
+            found = _unstorable(v, f"{path}[{i}]")
             if found:
                 return found
     return None
 
 
-def _refuse_nul(obj: Any, where: str | None) -> None:
+def _refuse_unstorable(obj: Any, where: str | None) -> None:
     # PostgreSQL text and JSONB cannot hold U+0000; refusing the record (not the batch) with a
     # clear reason keeps both databases storing exactly the same data.
-    found = _nul_path(obj)
-    if found:
-        raise InputError(f"field '{found}': contains a NUL character (\\u0000), which cannot be stored",
-                         where=where)
+    found = _unstorable(obj)
+    if found is None:
+        return
+    path, what = found
+    if what == "nul":
+        raise InputError(f"field '{path}': contains a NUL character (\\u0000), which cannot be stored", where=where)
+    raise InputError(f"field '{path}': integer outside the 64-bit range ({_INT_MIN} to {_INT_MAX}) that can be "
+                     "stored; send it as a string", where=where)
+
+
+def loads_exact(raw: bytes) -> Any:
+    """``orjson.loads``, except that integers beyond 64 bits stay integers (orjson reads them as
+    floats, silently changing the value): :func:`parse_record` then refuses them with their field.
+    Raises ValueError on invalid JSON."""
+    if _LONG_DIGITS.search(raw) is None:
+        return orjson.loads(raw)
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def decode_record(raw: bytes, *, where: str | None = None) -> Record:
@@ -206,6 +234,13 @@ def decode_record(raw: bytes, *, where: str | None = None) -> Record:
             return parse_record(orjson.loads(raw), where=where)
         except orjson.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc}", where=where) from None
+    if _LONG_DIGITS.search(raw) is not None:  # rare: maybe an integer beyond 64 bits
+        try:
+            obj = loads_exact(raw)
+        except ValueError:
+            pass  # the paths below say what is wrong
+        else:
+            return parse_record(obj, where=where)
     try:
         return _fast_decoder.decode(raw)
     except msgspec.ValidationError:

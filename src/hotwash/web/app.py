@@ -10,7 +10,6 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -41,7 +40,7 @@ from hotwash.notify import open_dispatcher, with_ids
 from hotwash.settings import Settings
 from hotwash.store import Store, open_store
 from hotwash.telemetry import otlp
-from hotwash.telemetry.model import Event, Record, parse_record
+from hotwash.telemetry.model import Event, Record, loads_exact, parse_record
 from hotwash.telemetry.writer import EventWriter, Prepared, WriteResult
 from hotwash.web.api import include_routers
 from hotwash.web.auth import identify
@@ -249,8 +248,8 @@ def create_app(settings: Settings, *, store: Store | None = None, check_workers:
     async def post_events(request: Request) -> IngestResult:
         body = await read_body(request, limit=settings.max_body_bytes)
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            payload = loads_exact(body)
+        except ValueError as exc:
             raise PayloadError(f"body is not valid JSON: {exc}") from None
         items = payload.get("events") if isinstance(payload, dict) else payload
         if not isinstance(items, list):
