@@ -1,4 +1,5 @@
-"""Property-based: whatever bytes arrive, the JSONL reader never crashes; it accepts or explains."""
+"""Property-based: whatever bytes arrive, the JSONL reader never crashes; it accepts (something the
+store can hold) or explains."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hotwash.telemetry.jsonl import Accepted, Rejected, read_jsonl
+from hotwash.telemetry.writer import prepare
 
 json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
                 | st.text(max_size=20))
@@ -51,6 +53,9 @@ def test_random_event_shapes_are_accepted_or_explained(objs: list[dict]) -> None
     for obj, item in zip(objs, items, strict=True):
         if isinstance(item, Accepted):
             assert item.record.id == obj["id"] and item.record.feature == obj["feature"]
+            # what is accepted can be stored: the rows encode on either dialect's path
+            prepare([item.record]).to_wire()
+            prepare([item.record]).to_wire(sqlite=True)
         elif "id" in obj and "ts" in obj and "feature" in obj:
             assert "field" in item.reason or "expected" in item.reason
 
@@ -63,3 +68,29 @@ def test_line_numbers_survive_oversized_lines(lines: list[bytes], limit: int) ->
     items = _check(data, limit=limit)
     nonblank = [i + 1 for i, line in enumerate(cleaned) if line.strip() or len(line) > limit]
     assert [i.line for i in items] == nonblank
+
+
+free_json = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+valid_core = st.fixed_dictionaries(
+    {"id": st.just("e-1"), "ts": st.just("2026-11-27T04:25:28Z"), "feature": st.just("f")},
+    optional={
+        "tags": free_json,
+        "tool_calls": st.lists(st.fixed_dictionaries({"name": st.just("t")},
+                                                     optional={"arguments": free_json, "result": json_values}),
+                               max_size=2),
+        "context": st.lists(st.fixed_dictionaries({"text": st.text(max_size=20)}, optional={"metadata": free_json}),
+                            max_size=2),
+    },
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_core)
+def test_free_form_json_is_stored_or_explained(obj: dict) -> None:
+    """Tags, tool arguments and results, document metadata: any JSON, accepted only if storable."""
+    (item,) = _check(json.dumps(obj).encode() + b"\n", limit=100_000)
+    if isinstance(item, Accepted):
+        prepare([item.record]).to_wire()
+        prepare([item.record]).to_wire(sqlite=True)
+    else:
+        assert item.reason.startswith("field '"), item.reason
