@@ -403,8 +403,17 @@ def test_rows_bound_for_sqlite_in_a_worker_store_what_plain_rows_store(store: St
         return Prepared.from_wire(decode_result(_encoder.encode(prepare(batch, checker).to_wire(sqlite=sqlite))))
 
     plain = shipped(records, sqlite=False)
-    bound = shipped(records, sqlite=True)
-    assert bound.sqlite_bound and not plain.sqlite_bound
+    bound = shipped(records, sqlite=True)  # mappings converted by store.sqlite_values
+    direct = Prepared.from_wire(decode_result(_encoder.encode(prepare(records, checker, sqlite=True).to_wire())))
+    assert bound.sqlite_bound and direct.sqlite_bound and not plain.sqlite_bound
+    assert len(direct.event_rows) == len(bound.event_rows) > 300
+    json_at = [i for i, c in enumerate(events.columns) if c.name in ("context", "tool_calls", "untrusted", "tags",
+                                                                         "findings")]
+    for a, b in zip(direct.event_rows, bound.event_rows, strict=True):  # the same values; JSON read back equal
+        assert [v for i, v in enumerate(a) if i not in json_at] == [v for i, v in enumerate(b) if i not in json_at]
+        assert [None if a[i] is None else orjson.loads(a[i]) for i in json_at] == \
+            [None if b[i] is None else orjson.loads(b[i]) for i in json_at]
+    assert direct.contributions == bound.contributions and direct.first_seen == bound.first_seen
     assert bound.latest_ts() == plain.latest_ts() == max(r.ts for r in records)
     keys = ("id", "ts", "feature", "tokens_in", "cost_usd", "cost_source", "escalated", "output")
     assert [[r[k] for k in keys] for r in bound.rollup_rows()] == [[r[k] for k in keys] for r in plain.rollup_rows()]

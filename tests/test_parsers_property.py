@@ -55,7 +55,7 @@ def test_random_event_shapes_are_accepted_or_explained(objs: list[dict]) -> None
             assert item.record.id == obj["id"] and item.record.feature == obj["feature"]
             # what is accepted can be stored: the rows encode on either dialect's path
             prepare([item.record]).to_wire()
-            prepare([item.record]).to_wire(sqlite=True)
+            prepare([item.record], sqlite=True).to_wire()
         elif "id" in obj and "ts" in obj and "feature" in obj:
             assert "field" in item.reason or "expected" in item.reason
 
@@ -91,6 +91,6 @@ def test_free_form_json_is_stored_or_explained(obj: dict) -> None:
     (item,) = _check(json.dumps(obj).encode() + b"\n", limit=100_000)
     if isinstance(item, Accepted):
         prepare([item.record]).to_wire()
-        prepare([item.record]).to_wire(sqlite=True)
+        prepare([item.record], sqlite=True).to_wire()
     else:
         assert item.reason.startswith("field '"), item.reason

@@ -76,11 +76,11 @@ def _prepare_lines(first_line: int, lines: list[bytes], limit: int, sqlite: bool
     from hotwash.telemetry.ingest import decode_lines
 
     records, rejected, last = decode_lines(first_line, lines, limit)
-    return _encoder.encode((prepare(records, _worker_checker).to_wire(sqlite=sqlite), rejected, last))
+    return _encoder.encode((prepare(records, _worker_checker, sqlite=sqlite).to_wire(), rejected, last))
 
 
 def _prepare_events(payload: bytes, sqlite: bool) -> bytes:
-    return _encoder.encode(prepare(_events_decoder.decode(payload), _worker_checker).to_wire(sqlite=sqlite))
+    return _encoder.encode(prepare(_events_decoder.decode(payload), _worker_checker, sqlite=sqlite).to_wire())
 
 
 def _prepare_otlp(body: bytes, content_type: str) -> bytes:

@@ -14,6 +14,7 @@ from importlib.resources import files
 from operator import itemgetter
 from typing import Any
 
+import msgspec
 import orjson
 from alembic import command
 from alembic.config import Config
@@ -49,7 +50,7 @@ from hotwash.store.postmortems import PostmortemQueries
 from hotwash.store.tables import behaviours, changes, events, metadata, rollups, signals
 from hotwash.store.types import UtcDateTime
 
-__all__ = ["RECOUNTED", "ROLLUP_COUNTERS", "Store", "open_store", "sqlite_values"]
+__all__ = ["RECOUNTED", "ROLLUP_COUNTERS", "Store", "open_store", "sqlite_event_row", "sqlite_values"]
 
 # env values that count as production traffic (anything else in production is "non-prod").
 PRODUCTION_ENV_NAMES = frozenset({"", "prod", "production", "prd", "live"})
@@ -133,6 +134,40 @@ def sqlite_values(table: Table, rows: Iterable[Mapping[str, Any]]) -> list[list[
                 values[i] = proc(values[i])
         out.append(values)
     return out
+
+
+# The events columns in table order, as sqlite_event_row writes them (checked below).
+_EVENT_COLUMNS = ("id", "ts", "feature", "env", "session_id", "user_id", "provider", "model", "prompt_version",
+                  "input", "context", "output", "tool_calls", "tokens_in", "tokens_out", "cost_usd", "cost_source",
+                  "latency_ms", "escalated", "confidence", "retry", "feedback", "score", "error", "untrusted",
+                  "tags", "ingested_at", "findings")
+if tuple(c.name for c in events.columns) != _EVENT_COLUMNS:  # pragma: no cover - a schema change
+    raise RuntimeError("the events table changed: update store._EVENT_COLUMNS and sqlite_event_row")
+
+
+@cache
+def _event_converters() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    conv = dict(_sqlite_bind_plan(events)[1])
+    return conv[_EVENT_COLUMNS.index("ts")], conv[_EVENT_COLUMNS.index("escalated")]
+
+
+def sqlite_event_row(event: Any, cost_usd: float | None, cost_source: str, findings: Any) -> list[Any]:
+    """The values SQLite binds for one ``events`` row, read straight from a validated event (the
+    telemetry model's struct, or anything with its attributes) and its resolved cost and findings:
+    ``sqlite_values`` of its row mapping, without building the mapping. Nested values are encoded
+    by msgspec (the same JSON as orjson's encoding of their plain form). ``ingested_at`` is left
+    None for the commit to stamp."""
+    ts, escalated = _event_converters()
+    encode = msgspec.json.encode
+    e = event
+    return [e.id, ts(e.ts), e.feature, e.env, e.session_id, e.user_id, e.provider, e.model, e.prompt_version,
+            e.input, None if e.context is None else encode(e.context).decode(), e.output,
+            None if e.tool_calls is None else encode(e.tool_calls).decode(), e.tokens_in, e.tokens_out,
+            cost_usd, cost_source, e.latency_ms, None if e.escalated is None else escalated(e.escalated),
+            e.confidence, e.retry, e.feedback, e.score, e.error,
+            None if e.untrusted is None else encode(e.untrusted).decode(),
+            None if e.tags is None else encode(e.tags).decode(), None,
+            None if findings is None else orjson.dumps(findings).decode()]
 
 
 def sqlite_column_index(table: Table, name: str) -> int:

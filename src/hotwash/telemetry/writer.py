@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -24,7 +24,15 @@ import orjson
 
 from hotwash.detect.checks import EventChecker, EventVerdict
 from hotwash.detect.findings import Finding
-from hotwash.store import PRODUCTION_ENV_NAMES, ROLLUP_COUNTERS, Store, sqlite_bind, sqlite_column_index, sqlite_values
+from hotwash.store import (
+    PRODUCTION_ENV_NAMES,
+    ROLLUP_COUNTERS,
+    Store,
+    sqlite_bind,
+    sqlite_column_index,
+    sqlite_event_row,
+    sqlite_values,
+)
 from hotwash.store.tables import CONFIDENCE_BINS
 from hotwash.store.tables import events as events_table
 from hotwash.telemetry.model import ChangeEvent, Event, Record
@@ -77,10 +85,13 @@ class Prepared:
         :meth:`~hotwash.store.Store.insert_sqlite_values` (only for a SQLite store).
         The rows are changed in place, so the batch is used up.
         """
-        if sqlite:
+        if self.sqlite_bound:
+            rows: list[Any] = self.event_rows
+            sqlite = True
+        elif sqlite:
             for row in self.event_rows:
                 row["ingested_at"] = None  # set at commit
-            rows: list[Any] = sqlite_values(events_table, self.event_rows)
+            rows = sqlite_values(events_table, self.event_rows)
         else:
             dumps = orjson.dumps
             for row in self.event_rows:
@@ -126,23 +137,27 @@ class Prepared:
         return max(row["ts"] for row in self.event_rows)
 
 
-def event_row(event: Event) -> dict[str, Any]:
-    """The ``events`` row of one event, with its cost resolved (``ingested_at`` is set at commit)."""
+def event_cost(event: Event) -> tuple[float | None, str]:
+    """The event's cost in USD and where it came from: reported by the client, priced from its
+    model and tokens, unpriced (a model the price data does not know), or none (nothing to price)."""
+    if event.cost_usd is not None:
+        return event.cost_usd, "reported"
+    if not event.model or (event.tokens_in is None and event.tokens_out is None):
+        return None, "none"  # no usage reported: nothing to price
+    cost = price(event.provider, event.model, event.tokens_in, event.tokens_out, event.ts)
+    return cost, "priced" if cost is not None else "unpriced"
+
+
+def _event_mapping(event: Event, cost: float | None, source: str, findings: Any) -> dict[str, Any]:
+    """The ``events`` row of one event as a mapping, nested values as plain ones (``ingested_at``
+    is set at commit)."""
     row = msgspec.structs.asdict(event)
-    if event.cost_usd is None:
-        if not event.model or (event.tokens_in is None and event.tokens_out is None):
-            row["cost_source"] = "none"  # no usage reported: nothing to price
-        else:
-            cost = price(event.provider, event.model, event.tokens_in, event.tokens_out, event.ts)
-            row["cost_usd"] = cost
-            row["cost_source"] = "priced" if cost is not None else "unpriced"
-    else:
-        row["cost_source"] = "reported"
+    row["cost_usd"], row["cost_source"] = cost, source
     if event.context is not None:
         row["context"] = msgspec.to_builtins(event.context)
     if event.tool_calls is not None:
         row["tool_calls"] = msgspec.to_builtins(event.tool_calls)
-    row["findings"] = None
+    row["findings"] = findings
     return row
 
 
@@ -185,50 +200,54 @@ _CONF_NAMES = tuple((f"conf_n_{b}", f"conf_sum_{b}", f"conf_ok_{b}") for b in ra
 _MINUTE = timedelta(minutes=1)
 
 
+# What the rollups read of an event row, in the order _rollup_contributions unpacks it.
+ROLLUP_FIELDS = ("id", "ts", "feature", "tokens_in", "tokens_out", "cost_usd", "cost_source", "escalated",
+                 "error", "retry", "env", "score", "feedback", "confidence", "latency_ms", "output")
+rollup_fields = itemgetter(*ROLLUP_FIELDS)  # of a row mapping
+
+
 def _rollup_contributions(
-    rows: Iterable[Mapping[str, Any]], counters: Mapping[str, Mapping[str, int]]
+    rows: Iterable[tuple[Any, ...]], counters: Mapping[str, Mapping[str, int]]
 ) -> dict[tuple[str, datetime], dict[str, Any]]:
-    """Each (feature, minute)'s sums over ``rows`` (plus the check counters of each row's event)."""
+    """Each (feature, minute)'s sums over ``rows`` (``ROLLUP_FIELDS`` of each event row, ``ts`` a
+    datetime), plus the check counters of each row's event."""
     acc: dict[tuple[str, datetime], dict[str, Any]] = {}
     bins = CONFIDENCE_BINS
     prod = PRODUCTION_ENVS
     lo = hi = minute = None  # the minute of the previous row: rows mostly come in time order
-    for r in rows:
-        ts = r["ts"]
+    for (id_, ts, feature, tokens_in, tokens_out, cost, cost_source, escalated, error, retry, env, score, fb,
+         conf, latency, output) in rows:
         if lo is None or not lo <= ts < hi:  # two comparisons cost a tenth of datetime.replace
             lo = minute = minute_of(ts)
             hi = lo + _MINUTE
-        key = (r["feature"], minute)
+        key = (feature, minute)
         a = acc.get(key)
         if a is None:
             a = acc[key] = dict.fromkeys(ROLLUP_COUNTERS, 0)
             a["feature"], a["minute"] = key
         a["events"] += 1
-        if n := r["tokens_in"]:
-            a["tokens_in"] += n
-        if n := r["tokens_out"]:
-            a["tokens_out"] += n
-        if (cost := r["cost_usd"]) is not None:
+        if tokens_in:
+            a["tokens_in"] += tokens_in
+        if tokens_out:
+            a["tokens_out"] += tokens_out
+        if cost is not None:
             a["cost_usd"] += cost
-        elif r["cost_source"] == "unpriced":
+        elif cost_source == "unpriced":
             a["unpriced"] += 1
-        escalated = r["escalated"]
         if escalated:
             a["escalations"] += 1
-        if r["error"]:
+        if error:
             a["errors"] += 1
-        if r["retry"]:
+        if retry:
             a["retries"] += 1
-        if r["env"] not in prod:
+        if env not in prod:
             a["nonprod"] += 1
-        if (score := r["score"]) is not None:
+        if score is not None:
             a["score_sum"] += score
             a["score_n"] += 1
-        fb = r["feedback"]
         if fb is not None:
             a["feedback_sum"] += fb
             a["feedback_n"] += 1
-        conf = r["confidence"]
         if conf is not None:
             a["confidence_sum"] += conf
             a["confidence_n"] += 1
@@ -237,23 +256,28 @@ def _rollup_contributions(
             a[sum_name] += conf
             if not (escalated or (fb is not None and fb < 0)):
                 a[ok_name] += 1
-        if latency := r["latency_ms"]:
+        if latency:
             a["latency_sum"] += latency
-        if output := r["output"]:
+        if output:
             a["output_chars"] += len(output)
-        extra = counters.get(r["id"])
+        extra = counters.get(id_)
         if extra:
             for name, n in extra.items():
                 a[name] += n
     return acc
 
 
-def prepare(records: Iterable[Record], checker: EventChecker | None = None) -> Prepared:
-    """Everything about a batch that needs no database: pure, so any process can do it."""
-    p = Prepared()
+def prepare(records: Iterable[Record], checker: EventChecker | None = None, *, sqlite: bool = False) -> Prepared:
+    """Everything about a batch that needs no database: pure, so any process can do it.
+
+    ``sqlite``: the event rows come out as the values SQLite binds (``Prepared.sqlite_bound``),
+    made straight from the events, for :meth:`EventWriter.commit` into a SQLite store.
+    """
+    p = Prepared(sqlite_bound=sqlite)
     event_ids: set[str] = set()
     change_ids: set[str] = set()
     events: list[Event] = []
+    costs: list[tuple[float | None, str]] = []
     for rec in records:
         if isinstance(rec, ChangeEvent):
             if rec.id in change_ids:
@@ -267,13 +291,14 @@ def prepare(records: Iterable[Record], checker: EventChecker | None = None) -> P
                 continue
             event_ids.add(rec.id)
             events.append(rec)
-            p.event_rows.append(event_row(rec))
+            costs.append(event_cost(rec))
+    findings: list[list[dict[str, Any]] | None] = [None] * len(events)
     if checker is not None and events:
         first_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
         counters = p.counters
-        for rec, row, verdict in zip(events, p.event_rows, checker.check_many(events), strict=True):
+        for i, (rec, verdict) in enumerate(zip(events, checker.check_many(events), strict=True)):
             if verdict.findings:
-                row["findings"] = findings_json(verdict)
+                findings[i] = findings_json(verdict)
             if verdict.counters:
                 counters[rec.id] = verdict.counters
             for kind, name in verdict.behaviours:
@@ -283,8 +308,17 @@ def prepare(records: Iterable[Record], checker: EventChecker | None = None) -> P
                     first_seen[key] = {"feature": rec.feature, "kind": kind, "name": name,
                                        "first_seen": rec.ts, "first_event": rec.id}
         p.first_seen = list(first_seen.values())
-    p.contributions = list(_rollup_contributions(p.event_rows, p.counters).values())
-    p.unpriced = sum(1 for r in p.event_rows if r["cost_source"] == "unpriced")
+    if sqlite:
+        p.event_rows = [sqlite_event_row(e, cost, source, f)
+                        for e, (cost, source), f in zip(events, costs, findings, strict=True)]
+    else:
+        p.event_rows = [_event_mapping(e, cost, source, f)
+                        for e, (cost, source), f in zip(events, costs, findings, strict=True)]
+    fields = ((e.id, e.ts, e.feature, e.tokens_in, e.tokens_out, cost, source, e.escalated, e.error, e.retry, e.env,
+               e.score, e.feedback, e.confidence, e.latency_ms, e.output)
+              for e, (cost, source) in zip(events, costs, strict=True))
+    p.contributions = list(_rollup_contributions(fields, p.counters).values())
+    p.unpriced = sum(1 for _, source in costs if source == "unpriced")
     return p
 
 
@@ -329,7 +363,7 @@ class EventWriter:
                 unpriced = p.unpriced
             else:
                 new_rows = [r for r in p.rollup_rows() if r["id"] in inserted]
-                contributions = _rollup_contributions(new_rows, p.counters)
+                contributions = _rollup_contributions(map(rollup_fields, new_rows), p.counters)
                 unpriced = sum(1 for r in new_rows if r["cost_source"] == "unpriced")
             if p.first_seen and inserted:
                 fresh = [b for b in p.first_seen if b["first_event"] in inserted]
