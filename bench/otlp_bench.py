@@ -12,7 +12,11 @@ to ``/v1/traces`` of:
   its worker processes (one per CPU) decoding, mapping and checking the exports while it commits.
   Its export is acknowledged only once the events are committed (fsynced), so the clock stops
   when the last POST returns; the stored count is then checked through ``/api/v1/status``. The
-  server's CPU time (with its workers) is reported too.
+  server's CPU time (with its workers) is reported too, and, from ``/proc`` while the POSTs ran,
+  split between the server process (HTTP, commits, live detection) and its workers (decoding,
+  mapping, checks). Live detection (a background pass at most every 0.2 s over the data minutes
+  that closed) is part of the server's share: it grows with the time taken and the data minutes
+  covered, not with the events themselves.
 * **Phoenix** — ``phoenix serve`` (pinned version printed) from its own venv under
   ``bench/.work/phoenix-venv``, on loopback, fresh working dir (SQLite). Phoenix acknowledges
   before storing, so the clock stops when all spans are in its database (polled every 0.25 s
@@ -32,6 +36,7 @@ Every server started here is stopped in a ``finally``; traffic goes to 127.0.0.1
     .venv/bin/python bench/otlp_bench.py            # Phoenix and hotwash on 5,000 spans, hotwash on 200,000
     .venv/bin/python bench/otlp_bench.py --quick    # 1,000 and 20,000 spans
     .venv/bin/python bench/otlp_bench.py --no-phoenix
+    .venv/bin/python bench/otlp_bench.py --no-phoenix --large 60000 --spans-per-batch 30   # small exports
 """
 
 from __future__ import annotations
@@ -246,13 +251,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path
 
 
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], cwd: Path, health: str, log: Path, timeout: float) -> Iterator[None]:
+def server(cmd: list[str], env: dict[str, str], cwd: Path, health: str, log: Path,
+           timeout: float) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``cmd`` in its own process group until the block exits; then stop the whole group."""
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_http(health, proc, timeout, log)
-        yield
+        yield proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -305,6 +311,31 @@ def post_all(url: str, payload: Payload, clients: int = CLIENTS) -> tuple[float,
 
 
 # -- hotwash --------------------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far; 0 if it cannot be read (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def process_cpu(pid: int) -> tuple[float, dict[int, float]]:
+    """(CPU seconds of ``pid``, {child pid: its CPU seconds}) so far, from /proc (Linux)."""
+    return _proc_cpu(pid), {k: _proc_cpu(k) for k in _children(pid)}
+
+
 @dataclass
 class Run:
     system: str
@@ -312,6 +343,10 @@ class Run:
     calls: int
     seconds: float
     cpu: float = 0.0  # CPU seconds of the server (and its worker processes), start-up and shutdown included
+    # CPU seconds while the POSTs ran (start-up and shutdown left out), from /proc: the server
+    # process itself (HTTP, commits, live detection) and its worker processes (decode, map, checks)
+    server_cpu: float = 0.0
+    worker_cpu: float = 0.0
 
     @property
     def spans_rate(self) -> float:
@@ -331,14 +366,17 @@ def run_hotwash(payload: Payload, label: str) -> Run:
     try:
         cpu0 = children_cpu()
         with server([HOTWASH, "serve", "--host", "127.0.0.1", "--port", str(port)], hotwash_env(url, home),
-                    clean_cwd(), f"{base}/healthz", WORK / f"hotwash-serve-{label}.log", timeout=60):
+                    clean_cwd(), f"{base}/healthz", WORK / f"hotwash-serve-{label}.log", timeout=60) as proc:
+            own0, kids0 = process_cpu(proc.pid)
             seconds, rejected = post_all(f"{base}/v1/traces", payload)
+            own1, kids1 = process_cpu(proc.pid)
             if rejected:
                 raise RuntimeError(f"hotwash rejected {rejected} spans: see its partial_success")
             stored = httpx.get(f"{base}/api/v1/status", timeout=60).json()["events"]
             if stored != payload.n_calls:
                 raise RuntimeError(f"hotwash stored {stored} events, expected {payload.n_calls}")
-        return Run("hotwash", payload.n_spans, payload.n_calls, seconds, children_cpu() - cpu0)
+        return Run("hotwash", payload.n_spans, payload.n_calls, seconds, children_cpu() - cpu0, own1 - own0,
+                   sum(cpu - kids0.get(pid, 0.0) for pid, cpu in kids1.items()))
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -436,9 +474,9 @@ class OtlpResult:
 
 
 def run(small_n: int, large_n: int, phoenix: bool, raw_n: int, phoenix_timeout: float,
-        raw_limit: float | None = None) -> OtlpResult:
+        raw_limit: float | None = None, per_batch: int = SPANS_PER_BATCH) -> OtlpResult:
     t0 = time.perf_counter()
-    payload = build_payload(max(small_n, large_n))
+    payload = build_payload(max(small_n, large_n), per_batch=per_batch)
     small = payload.prefix(small_n)
     print(f"  built {payload.n_spans:,} spans ({payload.n_calls:,} chat + "
           f"{payload.n_spans - payload.n_calls:,} execute_tool) in {len(payload.batches)} protobuf batches, "
@@ -456,6 +494,11 @@ def run(small_n: int, large_n: int, phoenix: bool, raw_n: int, phoenix_timeout: 
     print(f"  hotwash    {payload.n_spans:>9,} spans: {hw_large.spans_rate:>9,.0f} spans/s "
           f"({hw_large.events_rate:,.0f} events/s, {hw_large.seconds:.1f} s; the server used {hw_large.cpu:.1f} s "
           f"CPU with its workers, {hw_large.cpu / hw_large.calls * 1e6:,.0f} µs per event)", flush=True)
+    if hw_large.server_cpu or hw_large.worker_cpu:
+        per = 1e6 / hw_large.calls
+        print(f"             while the POSTs ran: server process {hw_large.server_cpu:.1f} s CPU "
+              f"({hw_large.server_cpu * per:,.0f} µs per event), its workers {hw_large.worker_cpu:.1f} s "
+              f"({hw_large.worker_cpu * per:,.0f} µs per event)", flush=True)
     if raw_limit:
         raw = raw_limit
         print(f"  raw JSONL limit measured by ingest_bench in this run: {raw:,.0f} events/s", flush=True)
@@ -486,13 +529,15 @@ def main(argv: list[str] | None = None) -> OtlpResult:
     ap.add_argument("--no-phoenix", action="store_true", help="skip Phoenix")
     ap.add_argument("--raw-n", type=int, help="events for the raw JSONL limit (default 200,000; 50,000 quick)")
     ap.add_argument("--raw-limit", type=float, help="raw JSONL limit in events/s already measured in this run")
+    ap.add_argument("--spans-per-batch", type=int, default=SPANS_PER_BATCH,
+                    help=f"spans per export request (default {SPANS_PER_BATCH}; the SDKs export up to 512 at a time)")
     ap.add_argument("--phoenix-timeout", type=float, default=1800, help="give up on Phoenix after this many s")
     args = ap.parse_args(argv)
     small = args.small or (1_000 if args.quick else 5_000)
     large = args.large or (20_000 if args.quick else 200_000)
     raw_n = args.raw_n or (50_000 if args.quick else 200_000)
     print(f"otlp_bench: {machine()}", flush=True)
-    res = run(small, large, not args.no_phoenix, raw_n, args.phoenix_timeout, args.raw_limit)
+    res = run(small, large, not args.no_phoenix, raw_n, args.phoenix_timeout, args.raw_limit, args.spans_per_batch)
     report(res)
     print(f"  load average at the end: {load()}")
     return res

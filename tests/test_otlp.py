@@ -424,6 +424,29 @@ def test_nul_characters_and_non_finite_tag_values_are_made_storable() -> None:
     assert ev.input == "a\ufffdb" and (ev.tags or {})["gen_ai.request.temperature"] == "inf"
 
 
+def test_deep_values_nul_keys_and_nulls_are_made_storable_on_every_path() -> None:
+    # Values the quick check in C sends to the walk in Python: a NUL in a key, nesting past the
+    # depth limit, null in tool arguments, brackets in plain text (which only look deep).
+    deep: Any = "leaf"
+    for _ in range(40):
+        deep = [deep]
+    ev = one(request(
+        span(1, attrs=chat(**{"hotwash.a\x00b": "v", "hotwash.deep": deep, "hotwash.text": "[" * 40,
+                              "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+                                  {"type": "tool_call", "id": "c1", "name": "t", "arguments": {"x": None}}]}])})),
+        span(2, "execute_tool t", {"gen_ai.tool.call.id": "c1", "gen_ai.tool.call.result": '{"r": null}'},
+             parent=1)))
+    tags = ev.tags or {}
+    assert tags["a\ufffdb"] == "v" and tags["text"] == "[" * 40
+    assert otlp._json_safe(deep, 2) == tags["deep"] != deep  # cut at the depth limit
+    [call] = ev.tool_calls or []
+    assert (call.arguments, call.result) == ({"x": None}, {"r": None})
+    # a non-finite number alone (no NUL anywhere) is caught too
+    plain = one(request(span(1, attrs=chat(**{"gen_ai.request.temperature": float("-inf"),
+                                               "hotwash.n": [float("nan")]}))))
+    assert (plain.tags or {})["gen_ai.request.temperature"] == "-inf" and (plain.tags or {})["n"] == ["nan"]
+
+
 def test_spans_across_several_resources() -> None:
     req = request(span(1, attrs=chat()), resource={"service.name": "a"})
     rs = req.resource_spans.add()
@@ -609,6 +632,44 @@ def test_partial_success_over_http(live_server: LiveServer, store: Store) -> Non
     assert list(store.get_events([eid(1), eid(2)])) == [eid(1)]
 
 
+def test_a_small_export_goes_to_a_worker_and_stores_what_inline_stores(store: Store, tmp_path: Path,
+                                                                       db_url: str) -> None:
+    from fastapi.testclient import TestClient
+    from sqlalchemy import delete, select
+
+    from hotwash.store.tables import behaviours, events, rollups
+    from hotwash.web import app as web_app
+
+    spans = [span(n, attrs=chat(**{"gen_ai.input.messages": msgs(("user", f"question {n} " + "q" * 400)),
+                                    "gen_ai.output.messages": msgs(("assistant", "an answer"))}))
+             for n in range(1, 9)]
+    spans.append(span(9, "execute_tool lookup", {"gen_ai.tool.call.arguments": '{"id": 1}'}, parent=1))
+    body = request(*spans).SerializeToString()
+    assert web_app._WORKER_BODY_BYTES <= len(body) < 32 * 1024  # a few spans: under the old 32 KB threshold
+    settings = get_settings(home=tmp_path / ".hotwash", database_url=db_url)
+
+    def post(check_workers: int | None) -> tuple[int, bytes, list[int], list[list[dict[str, Any]]]]:
+        shipped: list[int] = []
+        with TestClient(web_app.create_app(settings, store=store, check_workers=check_workers)) as client:
+            pool = client.app.state.pool  # type: ignore[attr-defined]
+            if pool is not None:
+                submit = pool.submit_otlp
+                pool.submit_otlp = lambda b, *a, **k: (shipped.append(len(b)), submit(b, *a, **k))[1]
+            r = client.post("/v1/traces", content=body, headers={"content-type": PB})
+        stored = []
+        with store.engine.begin() as conn:
+            for table, order in ((events, events.c.id), (rollups, rollups.c.minute), (behaviours, behaviours.c.name)):
+                rows = [dict(row) for row in conn.execute(select(table).order_by(order)).mappings()]
+                stored.append([{k: v for k, v in row.items() if k != "ingested_at"} for row in rows])
+                conn.execute(delete(table))
+        return r.status_code, r.content, shipped, stored
+
+    inline, piped = post(None), post(2)
+    assert inline[2] == [] and piped[2] == [len(body)]
+    assert inline[0] == 200 and inline[:2] == piped[:2]
+    assert inline[3] == piped[3] and len(piped[3][0]) == 8
+
+
 def test_oversized_body_is_a_413(tmp_path: Path, db_url: str, store: Store) -> None:
     small = get_settings(home=tmp_path / ".hotwash", database_url=db_url, max_body_bytes=1000)
     big = request(*(span(n, attrs=chat(**{"gen_ai.input.messages": msgs(("user", "x" * 100))})) for n in range(20)))
@@ -775,6 +836,18 @@ def test_random_json_only_ever_raises_payload_error(doc: Any) -> None:
     except PayloadError:
         return
     assert orjson.loads(otlp.encode_response(batch, "application/json")) is not None
+
+
+@PROPS
+@given(st.recursive(st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats()
+                    | st.text(alphabet="ab\x00[{\\u0n", max_size=8),
+                    lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(alphabet="ab\x00", max_size=3), children, max_size=3),
+                    max_leaves=40),
+       st.integers(0, 40))
+def test_the_quick_storable_check_only_passes_what_the_walk_would_leave_alone(value: Any, depth: int) -> None:
+    if otlp._plainly_safe(value, depth):
+        assert otlp._json_safe(value, depth) == value
 
 
 attribute_values = st.recursive(

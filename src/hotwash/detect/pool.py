@@ -83,11 +83,12 @@ def _prepare_events(payload: bytes, sqlite: bool) -> bytes:
     return _encoder.encode(prepare(_events_decoder.decode(payload), _worker_checker, sqlite=sqlite).to_wire())
 
 
-def _prepare_otlp(body: bytes, content_type: str) -> bytes:
+def _prepare_otlp(body: bytes, content_type: str, sqlite: bool) -> bytes:
     from hotwash.telemetry.otlp import decode_and_map
 
     batch = decode_and_map(body, content_type)
-    return _encoder.encode((prepare(batch.records, _worker_checker).to_wire(), batch.rejected, batch.ignored))
+    prepared = prepare(batch.records, _worker_checker, sqlite=sqlite)
+    return _encoder.encode((prepared.to_wire(), batch.rejected, batch.ignored))
 
 
 class ParallelChecker(EventChecker):
@@ -150,10 +151,11 @@ class ParallelChecker(EventChecker):
     def submit_events(self, events: Sequence[Event], *, sqlite: bool = False) -> Future[bytes]:
         return self._ensure_pool().submit(_prepare_events, _encoder.encode(list(events)), sqlite)
 
-    def submit_otlp(self, body: bytes, content_type: str) -> Future[bytes]:
+    def submit_otlp(self, body: bytes, content_type: str, *, sqlite: bool = False) -> Future[bytes]:
         """An OTLP/HTTP body to decode, map and prepare; the future raises what
-        :func:`hotwash.telemetry.otlp.decode_and_map` raises (PayloadError)."""
-        return self._ensure_pool().submit(_prepare_otlp, body, content_type)
+        :func:`hotwash.telemetry.otlp.decode_and_map` raises (PayloadError). ``sqlite``: as for
+        :meth:`submit_lines`, the worker also converts the rows to SQLite's bound values."""
+        return self._ensure_pool().submit(_prepare_otlp, body, content_type, sqlite)
 
     def close(self) -> None:
         with self._pool_lock:

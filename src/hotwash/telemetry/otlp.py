@@ -95,6 +95,10 @@ _PROTOBUF_TYPES = frozenset({"", PROTOBUF, "application/protobuf", "application/
 # A span is a GenAI call if it carries any of these (or is an execute_tool span).
 _GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.provider.name", "gen_ai.system")
 
+# Span names of the GenAI operations ("{gen_ai.operation.name} {model or agent}"): only a hint
+# that the span is worth reading at once; whether it is a GenAI call is decided by the markers.
+_GENAI_SPAN_NAMES = ("chat", "text_completion", "generate_content", "embeddings", "invoke_agent", "create_agent")
+
 # Attributes kept verbatim in ``tags`` when present: useful for diagnosis, small.
 _TAG_ATTRIBUTES = (
     "gen_ai.operation.name",
@@ -355,6 +359,24 @@ def _safe_dict(value: dict[Any, Any], depth: int) -> dict[str, Any]:
     return out
 
 
+def _plainly_safe(value: Any, depth: int = 0) -> bool:
+    """Whether :func:`_json_safe` (from ``depth``) would leave ``value`` as it is, told from orjson's
+    text of it in C rather than by walking it in Python. False means "walk it" (never "unsafe"):
+
+    * a NUL in any string or key is written ``\\u0000``;
+    * orjson writes NaN and ±Infinity as ``null`` (so any ``null`` sends the value to the walk);
+    * nothing sits deeper than ``_MAX_DEPTH`` when the whole text opens fewer brackets than that
+      (every level of nesting opens one; brackets inside strings only count against);
+    * what orjson cannot write (non-string keys, huge integers, other types) is walked.
+    """
+    try:
+        raw = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return (b"\\u0000" not in raw and b"null" not in raw
+            and depth + raw.count(b"{") + raw.count(b"[") <= _MAX_DEPTH)
+
+
 def _maybe_json(value: Any) -> Any:
     """A JSON-encoded string attribute decoded; anything else as it is."""
     if isinstance(value, str):
@@ -379,7 +401,7 @@ def _as_str(value: Any, key: str) -> str | None:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return str(value)
     raise InputError(f"attribute '{key}': expected a string, got {_type_name(value)}")
 
@@ -406,11 +428,15 @@ def _as_int(value: Any, key: str, maximum: int = 2**63 - 1) -> int | None:
     return result
 
 
+def _as_retry(value: Any, key: str) -> int | None:
+    return _as_int(value, key, 2**31 - 1)
+
+
 def _as_float(value: Any, key: str) -> float | None:
     if value is None:
         return None
     number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str):
         try:
@@ -563,7 +589,7 @@ def _tool_call(name: Any, arguments: Any, result: Any, call_id: Any) -> dict[str
         call["arguments"] = args
     if result is not None:
         call["result"] = _maybe_json(result)
-    if isinstance(call_id, str | int) and not isinstance(call_id, bool) and call_id != "":
+    if isinstance(call_id, (str, int)) and not isinstance(call_id, bool) and call_id != "":
         call["id"] = str(call_id)
     return call
 
@@ -602,7 +628,6 @@ class _Span:
     k: int
     span: Span
     resource: dict[str, Any]
-    keys: set[str]  # the attribute names (the values are converted only when needed)
     parent_key: tuple[bytes, bytes] | None = None
     is_genai: bool = False
     is_tool: bool = False  # decided for GenAI spans only
@@ -610,6 +635,7 @@ class _Span:
 
     @property
     def attrs(self) -> dict[str, Any]:
+        """The attributes as plain values (converted on first use: most non-GenAI spans never are)."""
         if self._attrs is None:
             self._attrs = _attrs(self.span.attributes)
         return self._attrs
@@ -622,13 +648,18 @@ class _Span:
     def of(cls, i: int, j: int, k: int, span: Span, resource: dict[str, Any]) -> _Span:
         """The span, classified: a GenAI call when it carries a GenAI marker, a tool call when it
         is an ``execute_tool`` span (by name or operation)."""
-        keys = {kv.key for kv in span.attributes}
         parent = span.parent_span_id
-        s = cls(i, j, k, span, resource, keys, (span.trace_id, parent) if parent else None)
-        by_name = span.name.startswith("execute_tool")
-        s.is_genai = by_name or any(m in keys for m in _GENAI_MARKERS)
-        s.is_tool = s.is_genai and (by_name or ("gen_ai.operation.name" in keys
-                                                and s.attrs.get("gen_ai.operation.name") == "execute_tool"))
+        s = cls(i, j, k, span, resource, (span.trace_id, parent) if parent else None)
+        name = span.name
+        if name.startswith("execute_tool"):
+            s.is_genai = s.is_tool = True
+        # Every marker is a "gen_ai." key, kept as it is in the span's wire bytes: a span without
+        # that text (most non-GenAI spans) is told apart without reading its attributes one by one.
+        # A span named like a GenAI operation is read at once (it is nearly always one).
+        elif name.startswith(_GENAI_SPAN_NAMES) or b"gen_ai." in span.SerializeToString():
+            a = s.attrs
+            s.is_genai = any(m in a for m in _GENAI_MARKERS)
+            s.is_tool = s.is_genai and a.get("gen_ai.operation.name") == "execute_tool"
         return s
 
 
@@ -680,7 +711,10 @@ def _map_request(request: ExportTraceServiceRequest) -> _Mapped:
 
     for s in calls:
         tool_calls: list[dict[str, Any]] = []
-        for t in sorted(tools_of.get(id(s), []), key=lambda t: t.span.start_time_unix_nano):
+        tools = tools_of.get(id(s))
+        if tools is not None and len(tools) > 1:
+            tools.sort(key=_start_time)  # stable, as sorted() was
+        for t in tools or ():
             try:
                 tool_calls.append(_checked_tool_call(_tool_span_call(t)))
             except InputError as exc:
@@ -703,6 +737,10 @@ def _emit(s: _Span, index: dict[tuple[bytes, bytes], _Span], tool_calls: list[di
         reject(s, f"could not map the span: {type(exc).__name__}: {exc}")
     else:
         batch.records.append(record)
+
+
+def _start_time(s: _Span) -> int:
+    return s.span.start_time_unix_nano
 
 
 def _ancestors(s: _Span, index: dict[tuple[bytes, bytes], _Span]) -> Iterator[_Span]:
@@ -735,7 +773,8 @@ _TOOL_CALL_DEPTH = 2
 
 
 def _checked_tool_call(call: dict[str, Any]) -> dict[str, Any]:
-    call = _json_safe(call, _TOOL_CALL_DEPTH)
+    if not _plainly_safe(call, _TOOL_CALL_DEPTH):
+        call = _json_safe(call, _TOOL_CALL_DEPTH)
     try:
         msgspec.convert(call, ToolCall)
     except msgspec.ValidationError as exc:
@@ -758,20 +797,25 @@ def _merge_tool_calls(requested: list[dict[str, Any]], executed: list[dict[str, 
     return out
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _timestamp(ns: int) -> datetime:
     seconds, rem = divmod(ns, 1_000_000_000)
     try:
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=rem // 1000)
+        return _EPOCH + timedelta(0, seconds, rem // 1000)
     except OverflowError:
         raise InputError(f"startTimeUnixNano {ns} is out of range") from None
 
 
-def _event_attrs(span: Span, name: str) -> list[dict[str, Any]]:
-    return [_attrs(e.attributes) for e in span.events if e.name == name]
+def _event_attrs(events: Any, name: str) -> list[dict[str, Any]]:
+    """The attributes of the span events (``span.events``) called ``name``."""
+    return [_attrs(e.attributes) for e in events if e.name == name] if events else []
 
 
 def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: list[dict[str, Any]]) -> Event:
     span, a, res = s.span, s.attrs, s.resource
+    events = span.events
     if not span.trace_id or not span.span_id:
         raise InputError("span has no traceId or spanId")
     if not span.start_time_unix_nano:
@@ -808,27 +852,31 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
     rec["tokens_in"] = take("tokens_in", _as_int, a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
     rec["tokens_out"] = take("tokens_out", _as_int, a, "gen_ai.usage.output_tokens",
                              "gen_ai.usage.completion_tokens")
-    rec["escalated"] = take("escalated", _as_bool, a, "hotwash.escalated")
-    rec["confidence"] = take("confidence", _as_float, a, "hotwash.confidence")
-    rec["cost_usd"] = take("cost_usd", _as_float, a, "hotwash.cost_usd")
-    rec["retry"] = take("retry", lambda v, k: _as_int(v, k, 2**31 - 1), a, "hotwash.retry")
-    rec["feedback"] = take("feedback", _as_float, a, "hotwash.feedback")
+    hotwash_keys = [k for k in a if k.startswith("hotwash.")]
+    if hotwash_keys:
+        rec["escalated"] = take("escalated", _as_bool, a, "hotwash.escalated")
+        rec["confidence"] = take("confidence", _as_float, a, "hotwash.confidence")
+        rec["cost_usd"] = take("cost_usd", _as_float, a, "hotwash.cost_usd")
+        rec["retry"] = take("retry", _as_retry, a, "hotwash.retry")
+        rec["feedback"] = take("feedback", _as_float, a, "hotwash.feedback")
+    else:  # the usual case: none of them (the same keys, in the same order)
+        rec["escalated"] = rec["confidence"] = rec["cost_usd"] = rec["retry"] = rec["feedback"] = None
     tags: dict[str, Any] = {}
 
     # Messages: the span attributes, else the operation-details event, else the older forms.
-    details = next(iter(_event_attrs(span, "gen_ai.client.inference.operation.details")), {})
+    details = next(iter(_event_attrs(events, "gen_ai.client.inference.operation.details")), {})
     inputs = _as_messages(_first(a, "gen_ai.input.messages")[1] or details.get("gen_ai.input.messages")
                           or a.get("gen_ai.prompt") or _indexed_messages(a, "prompt") or None)
     outputs = _as_messages(_first(a, "gen_ai.output.messages")[1] or details.get("gen_ai.output.messages")
                            or a.get("gen_ai.completion") or _indexed_messages(a, "completion") or None)
     rec["input"] = _last_user_text(inputs)
     if rec["input"] is None:
-        user_events = [_event_message(e) for e in _event_attrs(span, "gen_ai.user.message")]
+        user_events = [_event_message(e) for e in _event_attrs(events, "gen_ai.user.message")]
         rec["input"] = next((t for t in reversed(user_events) if t), None)
     rec["output"] = _output_text(outputs)
     requested = _tool_calls_of(outputs)
     if rec["output"] is None or not requested:
-        for choice in _event_attrs(span, "gen_ai.choice"):
+        for choice in _event_attrs(events, "gen_ai.choice"):
             message = _maybe_json(choice.get("message"))
             message = message if isinstance(message, dict) else {"content": choice.get("content")}
             if rec["output"] is None:
@@ -839,7 +887,7 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
                                   or details.get("gen_ai.system_instructions"))
     if system is None:
         system = _system_text(inputs) or next(
-            (t for e in _event_attrs(span, "gen_ai.system.message") if (t := _event_message(e))), None)
+            (t for e in _event_attrs(events, "gen_ai.system.message") if (t := _event_message(e))), None)
     if system is not None:
         tags["gen_ai.system_instructions"] = system
 
@@ -852,7 +900,7 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
 
     rec["score"] = take("score", _as_float, a, "gen_ai.evaluation.score.value")
     evaluations = []
-    for ev in _event_attrs(span, "gen_ai.evaluation.result")[:_MAX_EVALUATIONS]:
+    for ev in _event_attrs(events, "gen_ai.evaluation.result")[:_MAX_EVALUATIONS]:
         item = {k.removeprefix("gen_ai.evaluation."): v for k, v in ev.items()
                 if k in ("gen_ai.evaluation.name", "gen_ai.evaluation.score.value", "gen_ai.evaluation.score.label")}
         evaluations.append(item)
@@ -882,18 +930,28 @@ def _span_event(s: _Span, index: dict[tuple[bytes, bytes], _Span], executed: lis
     prompt_name = a.get("gen_ai.prompt.name")
     if prompt_name is not None and prompt_name != rec["prompt_version"]:
         tags["gen_ai.prompt.name"] = prompt_name
-    for key, value in a.items():
-        if key.startswith("hotwash.") and key[len("hotwash."):] not in _HOTWASH_FIELDS and value is not None:
+    for key in hotwash_keys:
+        value = a[key]
+        if key[len("hotwash."):] not in _HOTWASH_FIELDS and value is not None:
             tags[key[len("hotwash."):]] = value
     rec["tags"] = tags
 
     # Every tool call already passed _checked_tool_call (at its depth in the record).
-    clean = _json_safe({k: v for k, v in rec.items() if v is not None and k != "ts" and k != "tool_calls"})
+    clean = {k: v for k, v in rec.items() if v is not None and k != "ts" and k != "tool_calls"}
+    if not _plainly_safe(clean):
+        clean = _json_safe(clean)
     clean["ts"] = rec["ts"]
     if rec["tool_calls"]:
         clean["tool_calls"] = rec["tool_calls"]
+    # Every key is an Event field, and the documents and tool calls carry only their structs'
+    # fields, so parse_record's reshaping would change nothing: convert directly, and let
+    # parse_record say what is wrong (the same validation, its wording) only when that fails.
     try:
-        record = parse_record(clean, nul_checked=True)  # _json_safe replaced every NUL
+        return msgspec.convert(clean, Event)
+    except msgspec.ValidationError:
+        pass
+    try:
+        record = parse_record(clean, nul_checked=True)  # every NUL was replaced above
     except InputError as exc:
         raise InputError(_name_attribute(exc.reason, sources)) from None
     assert isinstance(record, Event)
@@ -912,8 +970,8 @@ def _feature(s: _Span, index: dict[tuple[bytes, bytes], _Span], sources: dict[st
     chain = [s, *_ancestors(s, index)]
     for key in ("hotwash.feature", "gen_ai.agent.name"):
         for span in chain:
-            if key in span.keys:
-                value = _as_str(span.attrs.get(key), key)
+            if key in span.attrs:
+                value = _as_str(span.attrs[key], key)
                 if value:
                     sources["feature"] = key
                     return value
@@ -936,7 +994,7 @@ def _system_instructions(value: Any) -> str | None:
     value = _maybe_json(value)
     if isinstance(value, dict):
         value = [value]
-    texts = _parts_text(value) if isinstance(value, list | str) else []
+    texts = _parts_text(value) if isinstance(value, (list, str)) else []
     if isinstance(value, list) and not texts:  # a list of messages rather than parts
         texts = [t for m in value if isinstance(m, dict) and (t := _message_text(m))]
     return "\n".join(texts) if texts else None
@@ -959,12 +1017,12 @@ def _documents(value: Any) -> list[dict[str, Any]] | None:
         if not isinstance(text, str):
             continue  # a document reported without its text (e.g. only {id, score}) gives no context
         item: dict[str, Any] = {"text": text}
-        if isinstance(doc.get("id"), str | int) and not isinstance(doc.get("id"), bool):
+        if isinstance(doc.get("id"), (str, int)) and not isinstance(doc.get("id"), bool):
             item["id"] = str(doc["id"])
         if isinstance(doc.get("source"), str):
             item["source"] = doc["source"]
         score = doc.get("score")
-        if isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score):
+        if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
             item["score"] = float(score)
         if isinstance(doc.get("metadata"), dict):
             item["metadata"] = doc["metadata"]
