@@ -123,7 +123,8 @@ def test_an_incident_cannot_close_while_an_action_is_open(store: Store) -> None:
     assert actions.open_action_count(store, inc["id"]) == 0
     assert incidents.close(store, Manifest(), inc["id"], actor="ana")["status"] == "closed"
     with pytest.raises(Conflict, match="closed"):
-        actions.add_action(store, inc["id"], title="late", kind="guardrail", owner="ana", due=day(1), actor="x")
+        actions.add_action(store, inc["id"], title="late", kind="guardrail", owner="ana", due=day(1), actor="x",
+                           now=NOW)
 
 
 # -- reminders ----------------------------------------------------------------------------------------
