@@ -312,22 +312,30 @@ class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, E
 
     def add_rollups(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Add each row's counters to the (feature, minute) rollup, creating it if needed."""
-        if not rows:
-            return
+        if rows:
+            conn.execute(self._rollup_upsert(), list(rows))
+
+    # The ingest statements are built once: building the expression (not compiling it, which
+    # SQLAlchemy caches) was most of a small commit's cost on the OTLP path.
+    @cache  # noqa: B019 - one per Store, for the engine's life
+    def _rollup_upsert(self) -> Any:
         stmt = self._insert(rollups)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["feature", "minute"],
-            set_={
-                name: getattr(rollups.c, name) + getattr(stmt.excluded, name)
-                for name in ROLLUP_COUNTERS
-            },
+            set_={name: getattr(rollups.c, name) + getattr(stmt.excluded, name) for name in ROLLUP_COUNTERS},
         )
-        conn.execute(stmt, list(rows))
 
     def recount_sessions(self, conn: Connection, keys: Sequence[tuple[str, datetime]]) -> None:
         """Recompute ``sessions`` and ``max_session_calls`` of each (feature, minute) from ``events``."""
         if not keys:
             return
+        conn.execute(
+            self._recount_statement(),
+            [{"k_feature": f, "k_minute": m, "k_next": m + timedelta(minutes=1)} for f, m in keys],
+        )
+
+    @cache  # noqa: B019
+    def _recount_statement(self) -> Any:
         in_minute = (
             events.c.feature == bindparam("k_feature"),
             events.c.ts >= bindparam("k_minute"),
@@ -341,14 +349,10 @@ class Store(IncidentQueries, DiagnosisQueries, FlagQueries, PostmortemQueries, E
             .subquery()
         )
         busiest = select(func.coalesce(func.max(per_session.c.calls), 0)).scalar_subquery()
-        stmt = (
+        return (
             update(rollups)
             .where(rollups.c.feature == bindparam("k_feature"), rollups.c.minute == bindparam("k_minute"))
             .values(sessions=distinct, max_session_calls=busiest)
-        )
-        conn.execute(
-            stmt,
-            [{"k_feature": f, "k_minute": m, "k_next": m + timedelta(minutes=1)} for f, m in keys],
         )
 
     def add_behaviours(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
