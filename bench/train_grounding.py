@@ -250,7 +250,7 @@ def predict(model: dict, X: list[dict]) -> list[float]:
     for x in X:
         m = model["models"][grounding.regime(x)]
         (p,) = predict_linear(m, [[x[k] for k in m["features"]]])
-        out.append(max(p, grounding.HARD_CLAIM_FLOOR) if x["hard"] > 0 else p)
+        out.append(grounding.floored(p, x))
     return out
 
 
@@ -349,6 +349,7 @@ def main() -> None:
         "l2": L2,
         "threshold": model["threshold"],
         "long_min_tokens": grounding.LONG_MIN_TOKENS,
+        "doc_min_tokens": grounding.DOC_MIN_TOKENS,
         "models": {
             reg: {
                 "features": m["features"],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hotwash.detect.grounding import DEFAULT_THRESHOLD, GroundingResult, check_grounding
+from hotwash.detect.grounding import DEFAULT_THRESHOLD, GroundingResult, check_grounding, feature_dict
 
 DATA_DIR = Path(os.environ.get("HOTWASH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DEV = DATA_DIR / "hallucination" / "dev.jsonl"
@@ -90,8 +90,9 @@ def _balanced_accuracy(y: list[int], p: list[int]) -> float:
 
 @needs_data
 def test_quality_floor_per_source_on_real_data() -> None:
-    """Shipped weights on the dev data (in-sample; bench/grounding_quality.py reports out-of-fold).
-    Floors sit at the tuned word-novelty baseline + a margin: BEGIN ~0.835, FaithBench ~0.58."""
+    """Shipped weights on the dev data (in-sample; bench/grounding_quality.py reports out-of-fold:
+    BEGIN 0.889, FaithBench 0.662). Floors sit above the strongest tuned word-novelty baseline
+    (BEGIN 0.868, FaithBench 0.606) and below the in-sample scores (0.900, 0.695)."""
     recs = [json.loads(line) for line in DEV.open(encoding="utf-8") if line.strip()]
     by: dict[str, tuple[list[int], list[int]]] = {}
     for r in recs:
@@ -102,8 +103,8 @@ def test_quality_floor_per_source_on_real_data() -> None:
         ys.append(1 if r["label"] == "hallucinated" else 0)
         ps.append(1 if res.flagged else 0)
     assert set(by) == {"BEGIN", "FaithBench"}
-    assert _balanced_accuracy(*by["BEGIN"]) >= 0.87
-    assert _balanced_accuracy(*by["FaithBench"]) >= 0.62
+    assert _balanced_accuracy(*by["BEGIN"]) >= 0.88
+    assert _balanced_accuracy(*by["FaithBench"]) >= 0.65
 
 
 @pytest.mark.skipif(not CLOSED.exists(), reason=f"closed-book data not found at {CLOSED}")
@@ -141,3 +142,28 @@ def test_quotes_match_word_for_word_modulo_punctuation() -> None:
     # the stretch between two quotations is not a third one
     two = check_grounding('It says "Pro plan" and "50 GB of storage".', [POLICY])
     assert not two.flagged and two.unsupported == [], two
+
+
+# a few sentences restating POLICY, as a summary would
+SUMMARY = (
+    "The Pro plan costs $9.99 per month and includes 50 GB of storage. Refunds are issued to the "
+    "original payment method within five working days, so the policy sets out two things."
+)
+
+
+def test_output_without_a_user_turn_is_judged_as_a_document() -> None:
+    assert feature_dict(SUMMARY, [POLICY])["long"] == 1.0  # no question: a summary/report
+    assert feature_dict(SUMMARY, [POLICY], question="What does the Pro plan include?")["long"] == 0.0
+    assert feature_dict("The Pro plan costs $9.99 per month.", [POLICY])["long"] == 0.0  # too short for one
+
+
+def test_spelled_out_counts_are_soft_in_documents_but_numbers_are_not() -> None:
+    # "two things" counts what the summary lists: not a hard claim in a document
+    doc = check_grounding(SUMMARY, [POLICY])
+    assert not doc.flagged and "two" in doc.unsupported, doc
+    # digits the context lacks still are
+    price = check_grounding(SUMMARY.replace("$9.99", "$12.99"), [POLICY])
+    assert price.flagged and "$12.99" in price.unsupported
+    # and so is another spelled-out number for what the context counts ("five working days")
+    days = check_grounding(SUMMARY.replace("five working", "seven working"), [POLICY])
+    assert days.flagged and "seven" in days.unsupported

@@ -656,8 +656,8 @@ def _token_infos(text: str) -> list[_Info]:
 class _Support:
     """Everything a context offers as support, built once per context string (parts on first use)."""
 
-    __slots__ = ("_bigrams", "_fourgrams", "_has_neg", "_joined", "_low", "_nums", "infos", "ntok", "seq", "stems",
-                 "text")
+    __slots__ = ("_bigrams", "_counted", "_fourgrams", "_has_neg", "_joined", "_low", "_nums", "infos", "ntok", "seq",
+                 "stems", "text")
 
     def __init__(self, text: str) -> None:
         if "[" in text:
@@ -675,6 +675,7 @@ class _Support:
         self._bigrams: set[tuple[str, str]] | None = None
         self._fourgrams: set[tuple[tuple[str, str], tuple[str, str]]] | None = None
         self._nums: set[str] | None = None
+        self._counted: set[str] | None = None
         self._has_neg: bool | None = None
         self._low: str | None = None
         self._joined: str | None = None
@@ -725,6 +726,13 @@ class _Support:
 
     def has_num(self, v: str) -> bool:
         return v in self.nums
+
+    def counts_of(self, st: str) -> bool:
+        """Whether the stem ``st`` follows a number in this context ("five working days": "work")."""
+        if self._counted is None:
+            self._counted = {b for (ka, _, _), (kb, b, _) in itertools.pairwise(i for i in self.infos if i[0] != _STOP)
+                             if ka in (_NUM, _NUMWORD) and kb == _CONTENT}
+        return st in self._counted
 
     def views(self) -> list[_Support]:
         return [self]
@@ -788,6 +796,9 @@ class _Merged:
     def has_num(self, v: str) -> bool:
         return any(v in p.nums for p in self.parts)
 
+    def counts_of(self, st: str) -> bool:
+        return any(p.counts_of(st) for p in self.parts)
+
     def has_run(self, run: list[str]) -> bool:
         return any(p.has_run(run) for p in self.parts)
 
@@ -822,12 +833,13 @@ FEATURE_NAMES = (
     "bigram_novel",  # share of word bigrams absent from context+question
     "uncopied",  # share of tokens not covered by any 4-gram shared with the context
     "hard",  # unsupported numbers, URLs, citation ids, quotes (capped)
+    "hard_digits",  # the same without spelled-out counts ("two goals"); not a model input
     "entity",  # unsupported capitalised names (capped)
     "neg",  # negation in output, none in context
     "first_person",  # share of first-person tokens
     "question_mark",  # output asks something
     "log_len",  # log1p(tokens)
-    "long",  # output > 50 words (summary-like rather than a chat turn)
+    "long",  # document-style output (see LONG_MIN_TOKENS); selects the model, not a model input
     "log_ctx",  # log1p(context tokens)
     "q_echo",  # share of content words found only in the question
     "uncov2",  # share of tokens not in any bigram shared with context or question
@@ -887,7 +899,7 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
     cstems = ctx.stems_among(out_stems)  # only the output's stems are ever looked up
     qstems = q.stems_among(out_stems) if q is not None else frozenset()
 
-    content = novel = novel_ctx = hard = entity = 0
+    content = novel = novel_ctx = hard = hard_words = entity = 0
     first = second = opinion = neg = 0
     sent_content = sent_novel = novel_sents = long_novel = 0
     max_sent = 0.0
@@ -943,6 +955,9 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
             if (not ctx.has_num(st) and (q is None or not q.has_num(st))
                     and (kind == _NUM or st not in cstems)):
                 hard += 1
+                if kind == _NUMWORD and not (j + 1 < len(infos) and infos[j + 1][0] == _CONTENT
+                                             and ctx.counts_of(infos[j + 1][1])):
+                    hard_words += 1  # a spelled-out count, not another number for what the context counts
                 bad.append((j, "number"))
         elif st not in ctx.low:  # URL / citation id
             hard += 1
@@ -967,7 +982,8 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
                 hard += 1
                 quotes.append((m.start(), m.end(), "quote"))
 
-    long = 1.0 if n > LONG_MIN_TOKENS else 0.0
+    # document-style: a long output, or a few sentences written with no user turn (a summary, a report)
+    long = 1.0 if n > LONG_MIN_TOKENS or (q is None and n > DOC_MIN_TOKENS) else 0.0
     need = _MODEL_USES["long" if long else "short"] if not full else _ALL_FEATURES
     nb = n - 1 if n > 1 else 0  # number of bigrams
     if (nb and not need <= _NOT_BIGRAM_FEATURES) or (n > 3 and "uncopied" in need):
@@ -984,6 +1000,7 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
         "bigram_novel": bnovel / nb if nb else 0.0,
         "uncopied": 1.0 - (covered / n) if n else 0.0,
         "hard": float(min(hard, 3)),
+        "hard_digits": float(min(hard - hard_words, 3)),
         "entity": float(min(entity, 5)),
         "neg": 1.0 if neg and not ctx.has_neg else 0.0,
         "first_person": first / n if n else 0.0,
@@ -1034,12 +1051,14 @@ def _ngram_counts(seq: list[str], ctx: _Support | _Merged, q: _Support | None, n
     return bnovel, bnovel_ctx, cov2, covered
 
 
-# Two regimes, chosen by output length: a chat-style answer (a sentence or two) and a long-form
-# output (summary, report). They fail differently: short answers drift into opinions and
-# unsupported asides, long ones into specific, rarer words and numbers the source never gave.
+# Two regimes: a chat-style answer (a sentence or two, replying to a user turn) and a document-style
+# output (summary, report): longer than LONG_MIN_TOKENS, or longer than DOC_MIN_TOKENS when no user
+# turn/question was given. They fail differently: short answers drift into opinions and unsupported
+# asides, documents into specific, rarer words and numbers the source never gave.
 LONG_MIN_TOKENS = 50
+DOC_MIN_TOKENS = 20
 MODEL_FEATURES = {
-    "short": tuple(k for k in FEATURE_NAMES if k != "long"),
+    "short": tuple(k for k in FEATURE_NAMES if k not in ("long", "hard_digits")),
     "long": ("long_novel", "log_bnovel"),
 }
 
@@ -1102,18 +1121,26 @@ def _load_models() -> tuple[dict[str, _Linear], float]:
 
 _MODELS, DEFAULT_THRESHOLD = _load_models()
 _ALL_FEATURES = frozenset(FEATURE_NAMES)
-# what scoring an output of each regime reads: its model's features, "hard" (floor) and "long" (regime)
-_MODEL_USES = {name: frozenset(m.names) | {"hard", "long"} for name, m in _MODELS.items()}
+# what scoring an output of each regime reads: its model's features, "hard"/"hard_digits" (floor), "long" (regime)
+_MODEL_USES = {name: frozenset(m.names) | {"hard", "hard_digits", "long"} for name, m in _MODELS.items()}
 
 
 # A number, date, URL, citation id or quotation the context does not contain is a hard claim:
-# flagged whatever the word-level evidence says.
+# flagged whatever the word-level evidence says. In a document-style output a spelled-out number
+# ("two goals") is not, unless the context gives another number for the same thing ("seven working
+# days" over "five working days"): summaries count what the source lists, and on FaithBench such
+# counts say nothing about the label.
 HARD_CLAIM_FLOOR = 0.75
 
 
+def floored(p: float, x: dict[str, float]) -> float:
+    """The model's probability ``p`` raised to HARD_CLAIM_FLOOR when the output makes a hard claim."""
+    hard = x["hard_digits"] if x["long"] else x["hard"]
+    return max(p, HARD_CLAIM_FLOOR) if hard > 0 else p
+
+
 def _score(x: dict[str, float]) -> float:
-    p = _MODELS[regime(x)].score(x)
-    return max(p, HARD_CLAIM_FLOOR) if x["hard"] > 0 else p
+    return floored(_MODELS[regime(x)].score(x), x)
 
 
 # --------------------------------------------------------------------------- public API
