@@ -236,7 +236,7 @@ class _CountingChecker(ParallelChecker):
         return super().submit_lines(first_line, lines, limit, **kw)
 
 
-def test_at_most_workers_plus_one_batches_are_in_flight(store: Store, tmp_path: Path) -> None:
+def test_at_most_workers_plus_two_batches_are_in_flight(store: Store, tmp_path: Path) -> None:
     path, manifest_yaml = _scenario_file(tmp_path)
     with _CountingChecker(parse_manifest(manifest_yaml), workers=2) as pool:
         writer = EventWriter(store, pool)
@@ -250,7 +250,7 @@ def test_at_most_workers_plus_one_batches_are_in_flight(store: Store, tmp_path: 
         report = ingest_streams([(path.name, io.BytesIO(path.read_bytes()))], writer=writer,
                                 quarantine=Quarantine(tmp_path / "q"), batch_size=100, max_record_bytes=2000)
     assert report.accepted > 2000
-    assert 2 <= pool.most <= pool.workers + 1
+    assert 2 <= pool.most <= pool.workers + 2
 
 
 def test_other_readers_are_pipelined_too(store: Store, tmp_path: Path) -> None:
