@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from hotwash.errors import StoreError
-from hotwash.store import open_store
+from hotwash.store import SCHEMA_HEAD, open_store
 from hotwash.store.postmortems import SEARCH_OBJECTS
 from hotwash.store.tables import events, metadata
 
@@ -25,8 +25,13 @@ def test_migrations_up_down_up(db_url: str) -> None:
     store.downgrade("base")
     assert not {"events", "changes", "rollups"} & set(inspect(store.engine).get_table_names())
     assert store.current_revision() is None
+    store.migrate("0005")
+    with pytest.raises(StoreError, match=f"at schema revision 0005, hotwash needs {SCHEMA_HEAD}"):
+        store.check_ready()
     store.migrate()
-    assert store.current_revision() == store.head_revision()
+    assert store.current_revision() == store.head_revision() == SCHEMA_HEAD
+    with store.engine.connect() as conn:  # alembic's own reading agrees with the quick one
+        assert MigrationContext.configure(conn).get_current_revision() == SCHEMA_HEAD
     store.dispose()
 
 

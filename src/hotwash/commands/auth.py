@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hotwash.commands.common import JsonOpt, out, print_json, store
 from hotwash.errors import InvalidValue, NotFound
-from hotwash.web.auth import ROLES, add_token, add_user
+from hotwash.store.auth import ROLES
 
 user_app = typer.Typer(help="People who log in to the web UI.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for machines and scripts.", no_args_is_help=True)
@@ -40,6 +40,8 @@ def user_add(
                                "--password-stdin`", field="password")
     st = store()
     try:
+        from hotwash.web.auth import add_user  # not at import: it needs FastAPI, a fifth of a second
+
         user = add_user(st, name=name, role=role, password=password)
     finally:
         st.dispose()
@@ -87,6 +89,8 @@ def token_add(
     """Make an API token and print it once (only its SHA-256 is stored)."""
     st = store()
     try:
+        from hotwash.web.auth import add_token
+
         token_id, token = add_token(st, name=name, role=role)
     finally:
         st.dispose()

@@ -10,6 +10,9 @@ from sqlalchemy import delete, func, select, update
 from hotwash.store.base import StoreBase
 from hotwash.store.tables import api_tokens, users, web_sessions
 
+# The roles a person or token can hold, least to most trusted (hotwash.web.auth enforces them).
+ROLES = ("viewer", "responder", "admin")
+
 
 class AuthQueries(StoreBase):
     # -- people ------------------------------------------------------------------------------

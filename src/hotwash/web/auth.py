@@ -24,8 +24,8 @@ from fastapi import Request
 
 from hotwash.errors import AuthError, Forbidden, InvalidValue
 from hotwash.store import Store
+from hotwash.store.auth import ROLES
 
-ROLES = ("viewer", "responder", "admin")
 SESSION_COOKIE = "hotwash_session"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
