@@ -122,3 +122,24 @@ def test_a_budget_breach_points_at_the_hour_that_broke_it_not_at_midnight(store:
     assert timedelta(0) < sig.detected_at - sig.start <= timedelta(hours=1, minutes=1)
     assert sig.start > day + timedelta(hours=13), "the start must not be the day's midnight"
     assert any(e.startswith("b-") for e in sig.evidence)
+
+
+def test_a_drift_signal_starts_near_the_step_not_at_its_window_start(store: Store) -> None:
+    """The drift test compares the last 24 h with the 14 days before; its signal's start (read as
+    the onset) is the estimated change point inside those 24 h, not the window's first minute."""
+    manifest = parse_manifest("version: 1\nfeatures:\n  bot: {}\n")
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    onset = t0 + timedelta(days=15, hours=6)
+    records = []
+    for i in range(16 * 24 * 12):  # every 5 minutes for 16 days
+        ts = t0 + timedelta(minutes=5 * i)
+        wobble = ((i * 7919) % 101) / 100 - 0.5  # deterministic noise in [-0.5, 0.5]
+        score = (0.62 if ts >= onset else 0.80) + 0.08 * wobble
+        records.append({"id": f"e-{i}", "ts": ts.isoformat(), "feature": "bot", "score": round(score, 3)})
+    EventWriter(store, EventChecker(manifest)).write([parse_record(r) for r in records])
+    drift = [s for s in MonitorEngine(store, manifest).backtest() if s.monitor == "drift.quality"]
+    assert drift, "a 22 % fall in score is a drift"
+    sig = drift[0]
+    assert sig.detected_at > onset
+    assert abs(sig.start - onset) <= timedelta(hours=1), (sig.start, onset, sig.detected_at)
+    assert sig.details["onset_hours_before"] == round((sig.detected_at - sig.start) / timedelta(hours=1), 1)

@@ -589,9 +589,36 @@ class QualityDrift:
             if 0 <= h < len(t) and abs(t[h]) >= -_special().ndtri(self.cfg.p_value):
                 moved[name] = {"change": float(rel[h]), "baseline": float(m0[h]), "t": float(t[h])}
         words = ", ".join(f"{k} {'+' if v['change'] > 0 else ''}{_pct(v['change'])}" for k, v in moved.items())
-        return Description(max(0, i - self.recent * 60 + 1),
+        window_start = max(0, i - self.recent * 60 + 1)
+        onset = self._onset(s, offset, h, moved)
+        start = window_start if onset is None else min(max(onset, window_start), max(i - 59, window_start))
+        return Description(start,
                            f"quality of {s.feature} drifted over the last {self.recent} h vs the "
-                           f"{self.base // 24} days before: {words}", {"metrics": moved})
+                           f"{self.base // 24} days before: {words}",
+                           {"metrics": moved, "onset_hours_before": round((i + 1 - start) / 60, 1)})
+
+    def _onset(self, s: FeatureSeries, offset: int, h: int, moved: dict[str, dict[str, float]]) -> int | None:
+        """The first minute of the hour the drift most likely began, within the recent window: for
+        the metric that moved most (largest |t|), the hour from which its hourly values deviate
+        from the baseline mean the most in total, in the direction it moved (a CUSUM change-point
+        estimate). A signal's start is read as the failure's onset (the incident's start, its time
+        to detect, its blast radius), and the window's start would make every drift look a day old."""
+        if not moved:
+            return None
+        name = max(moved, key=lambda k: abs(moved[k]["t"]))
+        num, den = self._hourly(s)[1][name]
+        first = max(h - self.recent + 1, 0)
+        if h >= len(den) or first > h:
+            return None
+        val, has = safe_div(num[first:h + 1], den[first:h + 1]), den[first:h + 1] > 0
+        change, baseline = moved[name]["change"], moved[name]["baseline"]
+        direction = 1.0 if change > 0 else -1.0
+        # CUSUM's reference value: half the window's mean shift is subtracted from each hour, so
+        # hours before the change (noise around the baseline) pull the estimate back towards it
+        allowance = abs(change * baseline) / 2
+        dev = np.where(has, (val - baseline) * direction - allowance, 0.0)
+        tails = np.cumsum(dev[::-1])[::-1]  # tails[k] = deviation summed from hour first + k to h
+        return offset + (first + int(np.argmax(tails))) * 60
 
 
 # --------------------------------------------------------------------------- user rules
