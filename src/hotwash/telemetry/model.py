@@ -186,7 +186,6 @@ def _has_long_digit_run(raw: bytes) -> bool:
     return _LONG_RUN in raw.translate(_DIGITS_ONLY)
 
 
-
 def _unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """Where a decoded value holds what no store can keep (a NUL character, an integer beyond 64
     bits), and what it is; None if nothing."""
@@ -240,10 +239,10 @@ def decode_record(raw: bytes, *, where: str | None = None) -> Record:
             return parse_record(orjson.loads(raw), where=where)
         except orjson.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc}", where=where) from None
-    if _has_long_digit_run(raw):  # rare: maybe an integer beyond 64 bits
-        try:
-            obj = loads_exact(raw)
-        except ValueError:
+    if _has_long_digit_run(raw):  # rare: maybe an integer beyond 64 bits, which orjson would
+        try:  # read as a float; msgspec keeps it exact, so parse_record can refuse it by its field
+            obj = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
             pass  # the paths below say what is wrong
         else:
             return parse_record(obj, where=where)

@@ -31,7 +31,6 @@ from hotwash.store import (
     sqlite_bind,
     sqlite_column_index,
     sqlite_event_row,
-    sqlite_values,
 )
 from hotwash.store.tables import CONFIDENCE_BINS
 from hotwash.store.tables import events as events_table
@@ -76,31 +75,22 @@ class Prepared:
     # rather than mappings: a worker did that conversion, so the committing process does not
     sqlite_bound: bool = False
 
-    def to_wire(self, *, sqlite: bool = False) -> tuple[Any, ...]:
+    def to_wire(self) -> tuple[Any, ...]:
         """Plain values for msgpack (datetimes travel as msgpack timestamps, exactly).
 
         The events' JSON columns travel as the JSON text the store will write (orjson's, which the
         store uses too): the receiver then neither rebuilds nor re-encodes their nested values.
-        ``sqlite``: the event rows travel as the values SQLite binds, ready for
-        :meth:`~hotwash.store.Store.insert_sqlite_values` (only for a SQLite store).
-        The rows are changed in place, so the batch is used up.
+        Rows bound for SQLite (``prepare(..., sqlite=True)``) travel as they are. The rows are
+        changed in place, so the batch is used up.
         """
-        if self.sqlite_bound:
-            rows: list[Any] = self.event_rows
-            sqlite = True
-        elif sqlite:
-            for row in self.event_rows:
-                row["ingested_at"] = None  # set at commit
-            rows = sqlite_values(events_table, self.event_rows)
-        else:
+        if not self.sqlite_bound:
             dumps = orjson.dumps
             for row in self.event_rows:
                 for name in EVENT_JSON_COLUMNS:
                     if (value := row[name]) is not None:
                         row[name] = dumps(value)
-            rows = self.event_rows
-        return (rows, self.change_rows, self.counters, self.first_seen, self.contributions,
-                self.duplicates, self.unpriced, sqlite)
+        return (self.event_rows, self.change_rows, self.counters, self.first_seen, self.contributions,
+                self.duplicates, self.unpriced, self.sqlite_bound)
 
     @classmethod
     def from_wire(cls, wire: Sequence[Any]) -> Prepared:
@@ -114,17 +104,17 @@ class Prepared:
                         row[name] = fragment(value)
         return cls(*wire)
 
-    def rollup_rows(self) -> list[Mapping[str, Any]]:
-        """The event rows as mappings with what the rollups read (``ts`` a datetime)."""
+    def rollup_fields(self) -> list[tuple[Any, ...]]:
+        """``ROLLUP_FIELDS`` of each event row (``ts`` a datetime), whichever form the rows are in."""
         if not self.sqlite_bound:
-            return self.event_rows
-        names = [c.name for c in events_table.columns]
-        ts = names.index("ts")
+            return [rollup_fields(row) for row in self.event_rows]
+        at = itemgetter(*(sqlite_column_index(events_table, name) for name in ROLLUP_FIELDS))
+        ts = ROLLUP_FIELDS.index("ts")
         out = []
         for values in self.event_rows:
-            row = dict(zip(names, values, strict=True))
-            row["ts"] = datetime.fromisoformat(values[ts]).replace(tzinfo=UTC)
-            out.append(row)
+            f = list(at(values))
+            f[ts] = datetime.fromisoformat(f[ts]).replace(tzinfo=UTC)
+            out.append(tuple(f))
         return out
 
     def latest_ts(self) -> datetime | None:
@@ -204,6 +194,7 @@ _MINUTE = timedelta(minutes=1)
 ROLLUP_FIELDS = ("id", "ts", "feature", "tokens_in", "tokens_out", "cost_usd", "cost_source", "escalated",
                  "error", "retry", "env", "score", "feedback", "confidence", "latency_ms", "output")
 rollup_fields = itemgetter(*ROLLUP_FIELDS)  # of a row mapping
+_COST_SOURCE = ROLLUP_FIELDS.index("cost_source")
 
 
 def _rollup_contributions(
@@ -362,9 +353,9 @@ class EventWriter:
                 contributions = {(c["feature"], c["minute"]): dict(c) for c in p.contributions}
                 unpriced = p.unpriced
             else:
-                new_rows = [r for r in p.rollup_rows() if r["id"] in inserted]
-                contributions = _rollup_contributions(map(rollup_fields, new_rows), p.counters)
-                unpriced = sum(1 for r in new_rows if r["cost_source"] == "unpriced")
+                new_rows = [f for f in p.rollup_fields() if f[0] in inserted]  # f[0]: the id
+                contributions = _rollup_contributions(new_rows, p.counters)
+                unpriced = sum(1 for f in new_rows if f[_COST_SOURCE] == "unpriced")
             if p.first_seen and inserted:
                 fresh = [b for b in p.first_seen if b["first_event"] in inserted]
                 for new in self.store.add_behaviours(conn, fresh):
