@@ -4,6 +4,8 @@
     .venv/bin/python bench/checks_bench.py --quality       # ... and both quality benches, before and after
     .venv/bin/python bench/checks_bench.py --no-scenarios --no-timing --no-api   # quick equivalence
     .venv/bin/python bench/checks_bench.py --snapshot      # (re)write the verdict snapshot of the original code
+    .venv/bin/python bench/checks_bench.py --orig DIR      # "before" = the module copies saved in DIR, e.g.
+        mkdir -p /tmp/base; for m in injection checks; do git show HEAD:src/hotwash/detect/$m.py >/tmp/base/$m.py; done
 
 "Before" is the original detector code (``injection.py``, ``grounding.py``, ``checks.py`` of commit
 ``ORIG_COMMIT``, or the copies saved under ``bench/.work/checks/orig/``), loaded side by side with the current
@@ -73,7 +75,12 @@ KEEP_CACHES = {"_model", "stem", "_load_models", "_models"}
 # --------------------------------------------------------------------------- the original modules
 
 
-def _orig_source(name: str) -> str:
+def _orig_source(name: str, orig_dir: Path | None = None) -> str | None:
+    """The original source of module ``name``; with ``orig_dir``, the copy saved there, or None when that
+    directory holds none (the current module then stands for the original)."""
+    if orig_dir is not None:
+        path = orig_dir / f"{name}.py"
+        return path.read_text("utf-8") if path.exists() else None
     saved = WORK / "orig" / f"{name}.py"
     if saved.exists():
         return saved.read_text("utf-8")
@@ -81,20 +88,27 @@ def _orig_source(name: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def load_original(refusal_rule: bool = True) -> dict[str, types.ModuleType]:
+def load_original(refusal_rule: bool = True, orig_dir: Path | None = None) -> dict[str, types.ModuleType]:
     """The original injection/grounding/checks modules, importable next to the current ones.
 
     ``refusal_rule``: give the original checker the one intended change of behaviour made since
     (commit b23aa88, "Refusals are counted, not judged for grounding"), so that the comparison is of
-    the speed work alone."""
+    the speed work alone.
+
+    ``orig_dir``: take the originals from the copies saved in that directory instead (``--orig DIR``: e.g.
+    the modules as they were before a round of speed work); a module it has no copy of is the current one."""
     mods: dict[str, types.ModuleType] = {}
     for name in MODULES:
+        source = _orig_source(name, orig_dir)
+        if source is None:  # only with orig_dir
+            mods[name] = sys.modules[f"hotwash.detect.{name}"]
+            continue
         modname = f"hotwash.detect._orig_{name}"
         mod = types.ModuleType(modname)
         mod.__file__ = str(Path(detect_pkg.__file__).with_name(f"{name}.py"))  # finds data/ like the real one
         mod.__package__ = "hotwash.detect"
         sys.modules[modname] = mod
-        exec(compile(_orig_source(name), f"<original {name}.py>", "exec"), mod.__dict__)  # noqa: S102
+        exec(compile(source, f"<original {name}.py>", "exec"), mod.__dict__)  # noqa: S102
         if name == "checks":
             mod.injection = mods["injection"]
             mod.grounding = mods["grounding"]
@@ -423,11 +437,14 @@ def main() -> None:
     ap.add_argument("--no-api", action="store_true", help="skip the public-function comparison")
     ap.add_argument("--no-equivalence", action="store_true", help="timing only")
     ap.add_argument("--modes", default="warm,cleared", help="timing modes: warm, cleared or both")
+    ap.add_argument("--orig", metavar="DIR", help="compare with the injection/grounding/checks copies saved in DIR "
+                    "(a module without a copy there is compared with itself) instead of ORIG_COMMIT")
     ap.add_argument("--no-refusal-rule", action="store_true",
                     help="compare with the original checker as it was (it also judged refusals for grounding)")
     args = ap.parse_args()
 
-    orig = load_original(refusal_rule=not args.no_refusal_rule)
+    orig_dir = Path(args.orig) if args.orig else None
+    orig = load_original(refusal_rule=not args.no_refusal_rule and orig_dir is None, orig_dir=orig_dir)
     orig["injection"]._model()
     injection._model()
     corp = corpora(args.events)
@@ -444,7 +461,7 @@ def main() -> None:
         return
 
     sc = None if args.no_scenarios else scenario_corpus()
-    print(f"hotwash per-event checks, before ({ORIG_COMMIT[:7]}) vs after (working tree); python "
+    print(f"hotwash per-event checks, before ({orig_dir or ORIG_COMMIT[:7]}) vs after (working tree); python "
           f"{sys.version.split()[0]}")
     if not args.no_timing:
         print("\nCOST (CPU µs per EventChecker.check; best of the rounds, median in brackets)")
@@ -456,7 +473,8 @@ def main() -> None:
     if args.no_equivalence:
         return
     print("\nVERDICT EQUIVALENCE (after vs before; warm caches and caches cleared before every event)")
-    snap = json.loads(SNAPSHOT.read_text("utf-8")) if SNAPSHOT.exists() and not args.no_refusal_rule else {}
+    snap = (json.loads(SNAPSHOT.read_text("utf-8")) if SNAPSHOT.exists() and not args.no_refusal_rule
+            and orig_dir is None else {})
     total = 0
     todo = dict(corp)
     if sc is not None:

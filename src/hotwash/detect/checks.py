@@ -42,11 +42,24 @@ class EventVerdict:
     behaviours: list[tuple[str, str]] = field(default_factory=list)
 
     def findings_json(self) -> list[dict[str, Any]] | None:
-        return [asdict(f) for f in self.findings] or None
+        """``[dataclasses.asdict(f) for f in self.findings] or None``, built directly (asdict recurses
+        generically and deep-copies; the fields are str, float, bool and a list of str)."""
+        if not self.findings:
+            return None
+        return [{"category": f.category, "check": f.check, "score": f.score, "flagged": f.flagged,
+                 "evidence": list(f.evidence)} if type(f.evidence) is list else asdict(f) for f in self.findings]
+
+
+# An output whose first character is an ASCII word character other than these cannot match _REFUSAL:
+# ``^\W*`` then matches nothing and every alternative opens with i, s(orry), u(nfortunately) or a(s an ai).
+_NOT_REFUSAL_START = frozenset(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                               if c.lower() not in "isua")
 
 
 def is_refusal(output: str | None) -> bool:
-    return bool(output) and _REFUSAL.match(output[:160]) is not None
+    if not output or output[0] in _NOT_REFUSAL_START:
+        return False
+    return _REFUSAL.match(output[:160]) is not None
 
 
 _ALL_CHANNELS = frozenset(["input", "context", "tool_calls"])

@@ -127,10 +127,16 @@ _B64_RUN = b"a" * 20
 _HEX_RUN = b"h" * 20
 
 
+# the same maps as bytes.translate tables (over the ASCII bytes of an ASCII text: encode + bytes.translate +
+# decode is about twice as fast as str.translate with a dict)
+_ALNUM_SPLIT_B = bytes(i if i < 128 and chr(i) in _ALNUM_CHARS else 32 for i in range(256))
+_AZ_SPLIT_B = bytes(i if i < 128 and chr(i) in "abcdefghijklmnopqrstuvwxyz" else 32 for i in range(256))
+
+
 def _atoks(t: str) -> list[str]:
     """``_ATOK.findall(t)``, by translate + split when ``t`` is ASCII (several times faster)."""
     if t.isascii():
-        return t.translate(_ALNUM_SPLIT).split()
+        return t.encode().translate(_ALNUM_SPLIT_B).decode().split()
     return _ATOK.findall(t)
 
 
@@ -209,16 +215,11 @@ _WORD = re.compile(r"[a-z]+")
 
 
 def _looks_rot13(low: str, low_toks: list[str] | None = None) -> bool:
-    if low_toks is not None and len(low) <= 2000:
-        # the [a-z]+ words include every token without digits: two common ones settle it
-        plain = 0
-        for w in low_toks:
-            if w in _COMMON:
-                plain += 1
-                if plain >= 2:
-                    return False
+    # the [a-z]+ words include every token without digits: two common ones settle it
+    if low_toks is not None and len(low) <= 2000 and sum(map(_COMMON.__contains__, low_toks)) >= 2:
+        return False
     head = low[:2000]
-    words = head.translate(_AZ_SPLIT).split() if head.isascii() else _WORD.findall(head)
+    words = head.encode().translate(_AZ_SPLIT_B).decode().split() if head.isascii() else _WORD.findall(head)
     if len(words) < 4:
         return False
     plain = sum(map(_COMMON.__contains__, words))
@@ -330,13 +331,31 @@ _DOUBLE_END = frozenset([
 _DOUBLED_WORD = re.compile(r"([a-z])\1+\b|\b([a-z])\2+(?=[a-z])")
 
 
+class _WordMemo(dict):  # type: ignore[type-arg]
+    """word -> ``fn(word)``, computed on first use; a bounded memo of a property of one word (the
+    vocabulary repeats, texts do not)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, word: str) -> Any:
+        value = self.fn(word)
+        if len(self) < 100_000 and sum(map(str.isdigit, word)) < 4:  # ids are seldom seen twice
+            self[word] = value
+        return value
+
+
+# 1 if a word ends in an unusual doubled letter (``_doubled_hint``), else 0
+_ODD_DOUBLE_END = _WordMemo(lambda t: int(len(t) > 2 and t[-1] == t[-2] and t not in _DOUBLE_END
+                                          and t[-1] not in "lsef"))
+
+
 def _doubled_hint(toks: list[str]) -> bool:
     """Cheap test for ``_undouble``: three of the first ten words end in an unusual doubled letter."""
-    n = 0
-    for t in toks[:10]:
-        if len(t) > 2 and t[-1] == t[-2] and t not in _DOUBLE_END and t[-1] not in "lsef":
-            n += 1
-    return n >= 3
+    return sum(map(_ODD_DOUBLE_END.__getitem__, toks[:10])) >= 3
 
 
 def _undouble(low: str, toks: list[str]) -> str | None:
@@ -777,7 +796,6 @@ for _i, (_n, _w, _rx, _words, _subs) in enumerate(_RULES):
         _BY_SUB.setdefault(_a, []).append(_i)
 
 
-_BY_WORD_KEYS = frozenset(_BY_WORD)
 # the substring anchors, grouped by a character all of a group's anchors contain (one test skips them)
 _SUB_GROUPS: list[tuple[str, list[tuple[str, list[int]]]]] = []
 for _sub, _hit in _BY_SUB.items():
@@ -790,12 +808,27 @@ for _sub, _hit in _BY_SUB.items():
         _SUB_GROUPS.append((_key, [(_sub, _hit)]))
 
 
+# For an ASCII text with none of these characters, only the substring anchors without any of them can occur.
+_SUB_RARE_CHARS = "<[{%=\n\\)]}_*|"
+_SUB_RARE = re.compile("[" + re.escape(_SUB_RARE_CHARS) + "]")
+_SUB_PLAIN = [(sub, hit) for sub, hit in _BY_SUB.items()
+              if sub.isascii() and not any(c in sub for c in _SUB_RARE_CHARS)]
+
+
+# word -> the rules its first five letters are an anchor of
+_WORD_RULES = _WordMemo(lambda w: tuple(_BY_WORD.get(w[:5], ())))
+
+
 def _candidate_rules(t: str, toks: list[str] | None = None) -> list[int]:
     """Indices (in order) of the rules whose anchors occur in ``t`` (``toks``: ``_atoks(t)``)."""
-    idx: set[int] = set()
-    for tok in {w[:5] for w in (_atoks(t) if toks is None else toks)} & _BY_WORD_KEYS:
-        idx.update(_BY_WORD[tok])
+    idx: set[int] = set(itertools.chain.from_iterable(map(_WORD_RULES.__getitem__,
+                                                           _atoks(t) if toks is None else toks)))
     ascii_ = t.isascii()
+    if ascii_ and _SUB_RARE.search(t) is None:  # every other substring anchor holds a rare character
+        for sub, hit in _SUB_PLAIN:
+            if sub in t:
+                idx.update(hit)
+        return sorted(idx)
     for key, group in _SUB_GROUPS:
         if key and (key not in t if key != "\x80" else ascii_):
             continue
@@ -918,19 +951,18 @@ _SUSPECT_BYTES = _byte_map(_ALNUM_CHARS + "+/=", "a", " ")  # [A-Za-z0-9+/=]{16,
 _SUSPECT_RUN = b"a" * 16
 _SUSPECT_DIGIT = re.compile(r"[0-9]\w*[a-z]")
 assert _SUSPECT.pattern == "|".join([_SUSPECT_SPACED.pattern, r"[A-Za-z0-9+/=]{16,}", _SUSPECT_DIGIT.pattern])
-_PRE_WORDS: dict[str, bool | tuple[str, ...]] = {}  # word -> hit, or the "act "-like endings to check
-
-
 def _prefilter_word(w: str) -> bool | tuple[str, ...]:
     if w.isdigit():
-        return ()  # a number
+        return ()  # a number (not remembered)
     if _PRE_LETTERS.search(w) is not None or w.endswith(_PRE_WORD_END):
         r: bool | tuple[str, ...] = True
     else:
         r = tuple(a + " " for a in _PRE_SPACE if w.endswith(a))
-    if len(_PRE_WORDS) < 100_000 and sum(map(str.isdigit, w)) < 4:  # ids are seldom seen twice
-        _PRE_WORDS[w] = r
     return r
+
+
+# word -> hit, or the "act "-like endings to check (filled on first use, by _WordMemo.__missing__)
+_PRE_WORDS = _WordMemo(_prefilter_word)
 
 
 def _prefilter_hit(text: str) -> bool:
@@ -938,23 +970,12 @@ def _prefilter_hit(text: str) -> bool:
     low = text.lower()
     if not low.isascii() or "_" in low:
         return _PREFILTER.search(low) is not None or _SUSPECT.search(text) is not None
-    return _prefilter_words(text, low, low.translate(_ALNUM_SPLIT).split())
+    return _prefilter_words(text, low, low.encode().translate(_ALNUM_SPLIT_B).decode().split())
 
 
 def _prefilter_words(text: str, low: str, words: list[str]) -> bool:
     """``_prefilter_hit(text)`` for an ASCII ``text`` without "_", given its ``lower()`` and its words."""
-    found = list(map(_PRE_WORDS.get, words))
-    if True in found:  # the values are True, or tuples of "act "-like strings
-        return True
-    if None in found:
-        i = found.index(None)
-        while True:
-            w = words[i]
-            found[i] = () if w.isdigit() else _prefilter_word(w)
-            try:
-                i = found.index(None, i + 1)
-            except ValueError:
-                break
+    found = list(map(_PRE_WORDS.__getitem__, words))  # _prefilter_word of each word (memo)
     if True in found:  # the values are True, or tuples of "act "-like strings
         return True
     for r in filter(None, found):
@@ -1225,7 +1246,9 @@ def _signals(text: str, channel: str, pre: tuple[str, list[str]] | None,
             rule_score = max(rule_score, 0.85)
             if len(evidence) < 8:
                 evidence.append(f"obfuscated: spaced letters {_clip(t[:120])}")
-    if channel == "input" and "|" not in text and not _data_like(text, 0, channel) and len(low.split()) < 30:
+    # (30 words take 59 characters at least: a shorter text need not be split to know it has fewer)
+    if channel == "input" and "|" not in text and not _data_like(text, 0, channel) and (
+            len(low) < 59 or len(low.split()) < 30):
         signals, lines = [], []  # no table, not data, too short to flood: no structure signal
     else:
         signals, lines = _structure(text, low, channel, _data_like(text, text.count("\n|"), channel))
@@ -1272,7 +1295,7 @@ def _quote(t: str, a: int, b: int) -> str:
 
 
 class _Model:
-    __slots__ = ("bias", "by_ngram", "threshold", "weights")
+    __slots__ = ("bias", "by_ngram", "threshold", "tok_info", "weights")
 
     def __init__(self, bias: float, weights: dict[str, float], threshold: float) -> None:
         self.bias = bias
@@ -1282,23 +1305,74 @@ class _Model:
         # two tokens finds exactly the weight of their joined string, without building it
         self.by_ngram: dict[str | tuple[str, ...], float] = {**weights}
         self.by_ngram.update((tuple(k.split(" ")), v) for k, v in weights.items() if k.count(" ") == 1)
+        # per token, read off the loaded weights: (weight of the unigram or None, {b: weight of "token b"} or
+        # None); a token missing here has neither and is no bigram's second word
+        rows: dict[str, dict[str, float]] = {}
+        for k, v in weights.items():
+            if k.count(" ") == 1:
+                first, second = k.split(" ")
+                rows.setdefault(first, {})[second] = v
+        words = {k for k in weights if " " not in k} | set(rows) | {b for r in rows.values() for b in r}
+        self.tok_info: dict[str, tuple[float | None, dict[str, float] | None]] = {
+            t: (weights.get(t), rows.get(t)) for t in words}
+
+    def _z_ngrams(self, toks: list[str]) -> float:
+        """``bias`` plus the known n-gram features of ``toks`` (t1, "<s> t1", t2, "t1 t2", ... in
+        first-occurrence order, each weighted 1/sqrt(n)), added one by one in that order."""
+        z = self.bias
+        if not toks:
+            return z
+        s = 1.0 / math.sqrt(len(toks))
+        info = self.tok_info.get
+        seen: set[str | tuple[str, str]] = set()
+        prev = "<s>"
+        prow = self.tok_info.get(prev, (None, None))[1]
+        for t in toks:
+            inf = info(t)
+            if inf is None:  # no weight of its own, none as a bigram's second word, no bigram after it
+                prow = None
+                continue
+            wt, row = inf
+            if wt is not None and t not in seen:
+                seen.add(t)
+                z += wt * s
+            if prow is not None:
+                wt = prow.get(t)
+                if wt is not None:
+                    pair = (prev, t)
+                    if pair not in seen:
+                        seen.add(pair)
+                        z += wt * s
+            prev = t
+            prow = row
+        return z
 
     def prob_of(self, toks: list[str], rest: dict[str, float]) -> float:
         """``prob(feats)`` for the ``features`` of a text: its model tokens ``toks`` and the features
-        that follow the n-grams, in order (``rest``); the n-gram feature dict is never built."""
-        if toks:
-            keys: list[str | tuple[str, str]] = [""] * (2 * len(toks))
-            keys[0::2] = toks
-            keys[1::2] = zip(["<s>", *toks], toks, strict=False)
-            known = list(filter(self.by_ngram.__contains__, dict.fromkeys(keys)))
-            w_ngrams = map(self.by_ngram.__getitem__, known)
-            v_ngrams = itertools.repeat(1.0 / math.sqrt(len(toks)), len(known))
-        else:
-            w_ngrams = v_ngrams = iter(())
-        w = self.weights
-        known_rest = list(filter(w.__contains__, rest))
-        z = reduce(add, map(mul, itertools.chain(w_ngrams, map(w.__getitem__, known_rest)),
-                            itertools.chain(v_ngrams, map(rest.__getitem__, known_rest))), self.bias)
+        that follow the n-grams, in order (``rest``); the n-gram feature dict is never built (the same
+        sum as ``prob``, term for term and in the same order)."""
+        z = self._z_ngrams(toks)
+        get = self.weights.get
+        for k, v in rest.items():
+            wt = get(k)
+            if wt is not None:
+                z += wt * v
+        if z < -30:
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def prob_hits(self, toks: list[str], hits: dict[str, float], *last: str) -> float:
+        """``prob_of(toks, {**hits, **dict.fromkeys(last, 1.0)})`` (no key of ``last`` in ``hits``)."""
+        z = self._z_ngrams(toks)
+        get = self.weights.get
+        for k, v in hits.items():
+            wt = get(k)
+            if wt is not None:
+                z += wt * v
+        for k in last:
+            wt = get(k)
+            if wt is not None:
+                z += wt * 1.0
         if z < -30:
             return 0.0
         return 1.0 / (1.0 + math.exp(-z))
@@ -1347,6 +1421,9 @@ def _scan_cached(text: str, channel: str) -> tuple[float, tuple[str, ...]]:
     return score, tuple(evidence)
 
 
+_CHANNEL_KEY = {"input": "C:input", "context": "C:context", "tool": "C:tool"}
+
+
 def _scan_uncached(text: str, channel: str) -> tuple[float, list[str]]:
     """Score one untrusted text for prompt injection: (score 0..1, evidence)."""
     if not text:
@@ -1354,7 +1431,7 @@ def _scan_uncached(text: str, channel: str) -> tuple[float, list[str]]:
     pre = None
     if len(text) < 200 and text.isascii() and "\n" not in text:
         low = text.lower()
-        words = low.translate(_ALNUM_SPLIT).split()  # == _atoks(low)
+        words = low.encode().translate(_ALNUM_SPLIT_B).decode().split()  # == _atoks(low)
         if not (_prefilter_hit(text) if "_" in low else _prefilter_words(text, low, words)):
             return 0.0, []
         pre = (low, words)
@@ -1364,16 +1441,19 @@ def _scan_uncached(text: str, channel: str) -> tuple[float, list[str]]:
         prob = model.prob(feats) if model is not None else None
     else:  # the same probability without the feature dict (see _features for the order)
         low, low_toks, evidence, hits, rule_score, lines = _signals(text, channel, pre)
-        rest: dict[str, float] = {}
+        n = len(text)
+        ckey = _CHANNEL_KEY.get(channel) or "C:" + channel.split("[", 1)[0]
+        lkey = "L:xs" if n < 40 else "L:s" if n < 160 else "L:m" if n < 800 else "L:l"
         if lines:
-            rest["S:instr_lines"] = 1.0
+            rest: dict[str, float] = {"S:instr_lines": 1.0}
             itoks = _TOKEN.findall(" ".join(lines).lower())[:200]
             rest.update(dict.fromkeys(["I:" + t for t in itoks], 1.0 / math.sqrt(len(itoks) or 1)))
-        rest.update(hits)
-        rest["C:" + channel.split("[", 1)[0]] = 1.0
-        n = len(text)
-        rest["L:" + ("xs" if n < 40 else "s" if n < 160 else "m" if n < 800 else "l")] = 1.0
-        prob = model.prob_of(_model_tokens(low, low_toks), rest)
+            rest.update(hits)
+            rest[ckey] = 1.0
+            rest[lkey] = 1.0
+            prob = model.prob_of(_model_tokens(low, low_toks), rest)
+        else:  # the hits are R:, S:, V: features: no C: or L: key among them
+            prob = model.prob_hits(_model_tokens(low, low_toks), hits, ckey, lkey)
     score = combine(rule_score, prob)
     if prob is not None and prob >= 0.5 and not evidence:
         evidence.append(f"classifier: p={prob:.2f} {_clip(text[:120])}")
@@ -1486,6 +1566,7 @@ _SPLIT_NOT_ALNUM = dict.fromkeys(_NOT_ALNUM_ASCII, " ")  # ASCII: translate().sp
 
 
 _NOT_ALNUM_BYTES = bytes(_NOT_ALNUM_ASCII)
+_SPLIT_NOT_ALNUM_B = bytes(i if i < 128 and chr(i) in _LOWER_DIGITS else 32 for i in range(256))
 
 
 def _compact(s: str) -> str:
@@ -1580,7 +1661,8 @@ def output_leaks(output: str, secrets: list[str]) -> tuple[float, list[str]]:
         if 2 * sum(map(out_n.__contains__, stoks)) < len(stoks):
             continue  # a token of the output is a substring of it: under half can be there
         if otoks is None:
-            otoks = set(out_n.translate(_SPLIT_NOT_ALNUM).split()) if out_n.isascii() else set(_ALNUM.split(out_n))
+            otoks = (set(out_n.encode().translate(_SPLIT_NOT_ALNUM_B).decode().split()) if out_n.isascii()
+                     else set(_ALNUM.split(out_n)))
         present = [t for t in stoks if t in otoks]
         frac = len(present) / len(stoks)
         if frac >= 0.5 and present:
