@@ -471,6 +471,12 @@ def report(res: IngestResult) -> None:
     print(f"  by CPU time (median)              raw {statistics.median(res.raw_cpu_s):.1f} s, hotwash CLI "
           f"{statistics.median(res.cli_cpu_s):.1f} s (the ingesting process "
           f"{statistics.median(res.cli_main_cpu_s):.1f} s) = {res.cpu_ratio:.0%} of raw's CPU per event")
+    raw_us = statistics.median(res.raw_cpu_s) / res.n * 1e6
+    main_us = statistics.median(res.cli_main_cpu_s) / res.n * 1e6
+    workers_us = statistics.median(c - m for c, m in zip(res.cli_cpu_s, res.cli_main_cpu_s, strict=True)) / res.n * 1e6
+    print(f"  CPU per event (median)            raw {raw_us:.1f} us; hotwash: the ingesting process {main_us:.1f} us "
+          f"({main_us / raw_us:.2f}x raw), its workers {workers_us:.1f} us ({workers_us / raw_us:.2f}x raw); "
+          "a loaded machine inflates all of them alike, so compare the ratios")
     print(f"  projected on an idle {CORES}-core machine  {res.projected_ratio:.0%} of raw  (raw CPU / max(ingesting "
           f"process CPU, all CPU / {CORES}); an estimate, not the target's measure)")
     if res.pg_n:

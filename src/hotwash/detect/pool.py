@@ -72,9 +72,11 @@ def _check_chunk(payload: bytes) -> bytes:
     return _encoder.encode(out)
 
 
-def _prepare_lines(first_line: int, lines: list[bytes], limit: int, sqlite: bool) -> bytes:
+def _prepare_lines(first_line: int, lines: list[bytes] | bytes, limit: int, sqlite: bool) -> bytes:
     from hotwash.telemetry.ingest import decode_lines
 
+    if isinstance(lines, bytes):  # the lines joined by \n (ingest.chunk_batches)
+        lines = lines.split(b"\n")
     records, rejected, last = decode_lines(first_line, lines, limit)
     return _encoder.encode((prepare(records, _worker_checker, sqlite=sqlite).to_wire(), rejected, last))
 
@@ -141,10 +143,11 @@ class ParallelChecker(EventChecker):
         return verdicts
 
     # -- whole batches prepared in a worker (decode with decode_prepared / decode_prepared_lines) --
-    def submit_lines(self, first_line: int, lines: list[bytes], limit: int, *, sqlite: bool = False
+    def submit_lines(self, first_line: int, lines: list[bytes] | bytes, limit: int, *, sqlite: bool = False
                      ) -> Future[bytes]:
         """JSONL lines numbered from ``first_line`` (without their ``\\n``; a longer line than
-        ``limit`` may be cut to ``limit + 1`` bytes) to decode, validate, check and prepare.
+        ``limit`` may be cut to ``limit + 1`` bytes) to decode, validate, check and prepare; or
+        those lines joined by ``\\n`` into one bytes object, which crosses to a worker cheaper.
         ``sqlite``: the worker also converts the rows to SQLite's bound values (``Prepared.to_wire``)."""
         return self._ensure_pool().submit(_prepare_lines, first_line, lines, limit, sqlite)
 

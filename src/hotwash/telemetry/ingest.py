@@ -226,17 +226,38 @@ def line_batches(stream: BinaryIO, batch_records: int, limit: int, block: int = 
     (what :func:`~hotwash.telemetry.jsonl.read_jsonl` yields an item for, good or bad), so the
     batches hold the same records as the sequential path's. The last batch may be short or empty.
 
-    Reads ``block`` bytes at a time and splits in C. Memory stays bounded like ``read_jsonl``'s: a
-    line longer than ``limit`` is kept cut to ``limit + 1`` bytes (enough to reject it) while the
-    rest of it is skipped unread.
+    Memory stays bounded like ``read_jsonl``'s: a line longer than ``limit`` is kept cut to
+    ``limit + 1`` bytes (enough to reject it) while the rest of it is skipped unread. See
+    :func:`chunk_batches`, which this splits.
+    """
+    for first, chunk, n_lines, consumed in chunk_batches(stream, batch_records, limit, block):
+        yield first, chunk.split(b"\n") if n_lines else [], consumed
+
+
+def chunk_batches(stream: BinaryIO, batch_records: int, limit: int, block: int = _BLOCK
+                  ) -> Iterator[tuple[int, bytes, int, int]]:
+    """:func:`line_batches` with each batch's lines joined by ``\\n`` into one bytes object:
+    (first line number, lines, how many lines, bytes of the stream up to the batch's end).
+
+    Reads ``block`` bytes at a time. Where a block holds no blank line (the usual case) its lines
+    are counted and cut in C and kept as one piece: no object per line is made here, and a batch
+    crosses to a worker as a few large bytes objects rather than thousands of small ones.
     """
     read = getattr(stream, "read1", None) or stream.read
     first = 1
-    lines: list[bytes] = []
-    records = 0  # records in `lines`
-    consumed = 0  # bytes up to the end of `lines`
+    pieces: list[bytes] = []  # the batch so far: single lines and runs of whole lines, to join by \n
+    n_lines = 0  # lines in `pieces`
+    records = 0  # records in `pieces`
+    consumed = 0  # bytes up to the end of `pieces`
     pending = b""  # the unterminated end of the last block
-    draining = False  # skipping the rest of a too-long line (its head is in `lines`)
+    draining = False  # skipping the rest of a too-long line (its head is in `pieces`)
+
+    def cut() -> tuple[int, bytes, int, int]:
+        nonlocal first, pieces, n_lines, records
+        out = (first, pieces[0] if len(pieces) == 1 else b"\n".join(pieces), n_lines, consumed)
+        first, pieces, n_lines, records = first + n_lines, [], 0, 0
+        return out
+
     while True:
         data = read(block)
         if not data:
@@ -251,41 +272,57 @@ def line_batches(stream: BinaryIO, batch_records: int, limit: int, block: int = 
             draining = False
         if pending:
             data = pending + data
-        parts = data.split(b"\n")
-        pending = parts.pop()
-        if data[:1] not in _WHITESPACE and _MAYBE_BLANK.search(data) is None:  # every line is a record
-            i = 0
-            while i < len(parts):
-                take = parts[i:i + batch_records - records]
-                lines += take
-                records += len(take)
-                consumed += sum(map(len, take)) + len(take)
-                i += len(take)
-                if records >= batch_records:
-                    yield first, lines, consumed
-                    first, lines, records = first + len(lines), [], 0
+        last = data.rfind(b"\n")  # the block's whole lines end here
+        if last < 0:
+            pending = data
+        elif data[:1] not in _WHITESPACE and _MAYBE_BLANK.search(data, 0, last + 1) is None:
+            # every whole line is a record: count them, and find a batch's end only where one ends
+            at = 0  # the start of the lines not yet in `pieces`
+            left = data.count(b"\n", 0, last + 1)
+            while left:
+                need = batch_records - records
+                if left < need:
+                    pieces.append(data[at:last])
+                    n_lines += left
+                    records += left
+                    consumed += last + 1 - at
+                    break
+                end = at - 1
+                for _ in range(need):
+                    end = data.index(b"\n", end + 1)
+                pieces.append(data[at:end])
+                n_lines += need
+                records += need
+                consumed += end + 1 - at
+                left -= need
+                at = end + 1
+                yield cut()
+            pending = data[last + 1:]
         else:
+            parts = data[:last].split(b"\n")
+            pending = data[last + 1:]
             for line in parts:
-                lines.append(line)
+                pieces.append(line)
+                n_lines += 1
                 consumed += len(line) + 1
                 if len(line) > limit or line.strip():
                     records += 1
                     if records >= batch_records:
-                        yield first, lines, consumed
-                        first, lines, records = first + len(lines), [], 0
+                        yield cut()
         if len(pending) > limit:  # a line already too long: keep what rejects it, skip the rest
-            lines.append(pending[:limit + 1])
+            pieces.append(pending[:limit + 1])
+            n_lines += 1
             records += 1
             consumed += len(pending)
             pending = b""
             draining = True
             if records >= batch_records:
-                yield first, lines, consumed
-                first, lines, records = first + len(lines), [], 0
+                yield cut()
     if pending:  # the last line, without a newline
-        lines.append(pending)
+        pieces.append(pending)
+        n_lines += 1
         consumed += len(pending)
-    yield first, lines, consumed
+    yield cut()
 
 
 @dataclass(slots=True)
@@ -360,8 +397,9 @@ def _ingest_pipelined(
         for index, (name, stream) in enumerate(streams):
             if reader is None:
                 start = _tell(stream)
-                for first, lines, consumed in line_batches(stream, batch_size, max_record_bytes):
-                    future = checker.submit_lines(first, lines, max_record_bytes, sqlite=sqlite) if lines else None
+                for first, chunk, n_lines, consumed in chunk_batches(stream, batch_size, max_record_bytes):
+                    future = (checker.submit_lines(first, chunk, max_record_bytes, sqlite=sqlite) if n_lines
+                              else None)
                     add(_Batch(name, index, start + consumed, future))
                 continue
             b = _Batch(name, index, 0, lines=False)
