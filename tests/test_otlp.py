@@ -911,3 +911,110 @@ def test_spans_to_events_never_raises(specs: list[Any], resource: dict[str, Any]
     again = otlp.decode_and_map(orjson.dumps(to_json(req)), "application/json")
     assert again.records == batch.records and again.rejected == batch.rejected
     otlp.encode_response(batch, PB)
+
+
+# -- group commit (the server commits concurrent requests' batches together) ---------------------
+
+
+def _stored(store: Store) -> dict[str, list[dict[str, Any]]]:
+    from sqlalchemy import select
+
+    from hotwash.store.tables import behaviours, events, rollups
+
+    out = {}
+    with store.engine.connect() as conn:
+        for table, order in ((events, (events.c.id,)), (rollups, (rollups.c.feature, rollups.c.minute)),
+                             (behaviours, (behaviours.c.feature, behaviours.c.kind, behaviours.c.name))):
+            rows = [dict(r) for r in conn.execute(select(table).order_by(*order)).mappings()]
+            out[table.name] = [{k: v for k, v in r.items() if k != "ingested_at"} for r in rows]
+    return out
+
+
+def _wipe_stored(store: Store) -> None:
+    from sqlalchemy import delete
+
+    from hotwash.store.tables import behaviours, events, rollups
+
+    with store.engine.begin() as conn:
+        for table in (events, rollups, behaviours):
+            conn.execute(delete(table))
+
+
+def _sample_records(n: int) -> list[Any]:
+    from hotwash.demo.sample import generate_events
+    from hotwash.telemetry.model import parse_record
+
+    return [parse_record(o) for o in generate_events(n, seed=5)]
+
+
+def test_a_group_commit_stores_and_answers_what_committing_one_by_one_does(store: Store) -> None:
+    """Overlapping batches (an id in two requests of one group, ids already stored) in one
+    transaction: each batch's accepted / duplicate counts, the rows, the rollups and the first
+    sightings are those of committing the batches one after the other."""
+    from hotwash.detect.checks import EventChecker
+    from hotwash.telemetry.writer import prepare
+
+    records = _sample_records(600)
+    checker = EventChecker()
+
+    def batches() -> list[Any]:
+        chunks = [records[0:250], records[200:450], records[100:150] + records[450:600], records[590:600]]
+        return [prepare(c, checker) for c in chunks]
+
+    writer = EventWriter(store)
+    writer.commit(prepare(records[0:50], checker))  # some of the first batch is stored already
+    one_by_one = [writer.commit(p) for p in batches()]
+    expected = _stored(store)
+    assert [(r.accepted, r.duplicates) for r in one_by_one] == [(200, 50), (200, 50), (150, 50), (0, 10)]
+    _wipe_stored(store)
+    writer.commit(prepare(records[0:50], checker))
+    assert writer.commit_many(batches()) == one_by_one
+    assert _stored(store) == expected
+    assert writer.commit_many(batches()) == [type(r)(0, len(p.event_rows)) for r, p in zip(one_by_one, batches(),
+                                                                                         strict=True)]
+    assert _stored(store) == expected
+
+
+def test_rows_bound_for_sqlite_and_mapping_rows_commit_in_one_group(store: Store) -> None:
+    from hotwash.detect.checks import EventChecker
+    from hotwash.telemetry.writer import prepare
+
+    if store.dialect != "sqlite":
+        pytest.skip("rows bound for SQLite")
+    records = _sample_records(300)
+    checker = EventChecker()
+    writer = EventWriter(store)
+    writer.commit(prepare(records[:200], checker))
+    writer.commit(prepare(records[100:], checker, sqlite=True))
+    expected = _stored(store)
+    _wipe_stored(store)
+    results = writer.commit_many([prepare(records[:200], checker), prepare(records[100:], checker, sqlite=True)])
+    assert [(r.accepted, r.duplicates) for r in results] == [(200, 0), (100, 100)]
+    assert _stored(store) == expected
+
+
+def test_the_group_committer_fails_only_the_bad_batch_of_a_group(store: Store) -> None:
+    from hotwash.telemetry.group import GroupCommitter
+    from hotwash.telemetry.writer import prepare
+
+    records = _sample_records(40)
+    seen: list[int] = []
+    committer = GroupCommitter(EventWriter(store), after_commit=lambda b, r: seen.append(len(b)))
+    try:
+        with committer._cond:  # queue them all before the committer takes any: one group
+            futures = [committer.submit(prepare(records[i:i + 10])) for i in (0, 10)]
+        assert [f.result(30).accepted for f in futures] == [10, 10]
+        assert committer.groups == 1 and seen == [2]
+        good1, bad, good2 = (prepare(records[i:i + 10]) for i in (20, 30, 25))
+        bad.event_rows[3]["feature"] = None  # NOT NULL: the database refuses this batch
+        with committer._cond:
+            futures = [committer.submit(p) for p in (good1, bad, good2)]
+        assert (futures[0].result(30).accepted, futures[0].result().duplicates) == (10, 0)
+        assert (futures[2].result(30).accepted, futures[2].result().duplicates) == (5, 5)
+        with pytest.raises(Exception, match=r"(?i)null"):
+            futures[1].result(30)
+        assert committer.groups == 1 and seen == [2, 1, 1]  # the failed group was retried one by one
+    finally:
+        committer.close()
+    stored = store.get_events(r.id for r in records)
+    assert set(stored) == {r.id for r in records[:35]}  # good2's ids 30-34 were the bad batch's too

@@ -330,42 +330,122 @@ class EventWriter:
 
     def commit(self, p: Prepared) -> WriteResult:
         """Store a prepared batch in one transaction; returns what was new and what was not."""
-        result = WriteResult(duplicates=p.duplicates)
-        if not p.event_rows and not p.change_rows:
-            return result
+        return self.commit_many([p])[0]
+
+    def commit_many(self, batches: Sequence[Prepared]) -> list[WriteResult]:
+        """Store several prepared batches in ONE transaction (a group commit: one fsync, and one
+        rollup upsert and session recount per (feature, minute) for all of them together).
+
+        Returns each batch's result as if the batches had been committed one after the other, in
+        order: an id that an earlier batch of the group holds is a duplicate in the later one. If
+        the transaction fails, nothing of any batch is stored; the caller may then commit the
+        batches one by one to find the bad one (see :class:`hotwash.telemetry.group.GroupCommitter`).
+        The batches' rows are stamped in place, so a batch may be committed again after a failure.
+        """
+        results = [WriteResult(duplicates=p.duplicates) for p in batches]
+        todo = [i for i, p in enumerate(batches) if p.event_rows or p.change_rows]
+        if not todo:
+            return results
         now = datetime.now(UTC)
-        if p.sqlite_bound:
-            at, stamp = sqlite_column_index(events_table, "ingested_at"), sqlite_bind(events_table, "ingested_at", now)
-            for values in p.event_rows:
-                values[at] = stamp
-        else:
-            for row in p.event_rows:
+        stamp: Any = None
+        at = 0
+        # Rows of each form, with duplicates across the group left to the first batch that holds them.
+        bound_rows: list[Any] = []
+        mapping_rows: list[Any] = []
+        change_rows: list[dict[str, Any]] = []
+        kept: dict[int, list[str] | None] = {}  # batch -> ids of its event rows in the insert (None: all)
+        kept_changes: dict[int, list[str]] = {}
+        seen: set[str] = set()
+        seen_changes: set[str] = set()
+        for i in todo:
+            p = batches[i]
+            if p.sqlite_bound:
+                if stamp is None:
+                    at = sqlite_column_index(events_table, "ingested_at")
+                    stamp = sqlite_bind(events_table, "ingested_at", now)
+                for values in p.event_rows:
+                    values[at] = stamp
+                ids = [v[0] for v in p.event_rows]  # id is the first column
+            else:
+                for row in p.event_rows:
+                    row["ingested_at"] = now
+                ids = [row["id"] for row in p.event_rows]
+            for row in p.change_rows:
                 row["ingested_at"] = now
-        for row in p.change_rows:
-            row["ingested_at"] = now
+            out = bound_rows if p.sqlite_bound else mapping_rows
+            if len(todo) == 1 or seen.isdisjoint(ids):
+                out.extend(p.event_rows)
+                kept[i] = None
+            else:  # the same id in two requests of the group: the first one stores it
+                keep = [eid not in seen for eid in ids]
+                out.extend(row for row, k in zip(p.event_rows, keep, strict=True) if k)
+                kept[i] = [eid for eid, k in zip(ids, keep, strict=True) if k]
+            if len(todo) > 1:
+                seen.update(ids)
+            cids = [row["id"] for row in p.change_rows]
+            kept_changes[i] = [c for c in cids if c not in seen_changes]
+            change_rows.extend(row for row in p.change_rows if row["id"] not in seen_changes)
+            seen_changes.update(cids)
 
         with self._lock, self.store.transaction() as conn:
-            if p.sqlite_bound:
-                inserted = self.store.insert_sqlite_values(conn, p.event_rows)
-            else:
-                inserted = self.store.insert_events(conn, p.event_rows)
-            if len(inserted) == len(p.event_rows):  # all new: the prepared sums hold
-                contributions = {(c["feature"], c["minute"]): dict(c) for c in p.contributions}
-                unpriced = p.unpriced
-            else:
-                new_rows = [f for f in p.rollup_fields() if f[0] in inserted]  # f[0]: the id
-                contributions = _rollup_contributions(new_rows, p.counters)
-                unpriced = sum(1 for f in new_rows if f[_COST_SOURCE] == "unpriced")
-            if p.first_seen and inserted:
-                fresh = [b for b in p.first_seen if b["first_event"] in inserted]
-                for new in self.store.add_behaviours(conn, fresh):
+            inserted: set[str] = set()
+            if bound_rows:
+                inserted |= self.store.insert_sqlite_values(conn, bound_rows)
+            if mapping_rows:
+                inserted |= self.store.insert_events(conn, mapping_rows)
+            contributions: dict[tuple[str, datetime], dict[str, Any]] = {}
+            fresh: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for i in todo:
+                p, r = batches[i], results[i]
+                ids_kept = kept[i]
+                if ids_kept is None and (len(todo) == 1 or len(inserted) == len(bound_rows) + len(mapping_rows)):
+                    mine: Any = inserted  # every row of the group is new, or this is the only batch
+                    n_new = len(p.event_rows) if len(todo) > 1 else len(inserted)
+                else:
+                    mine = inserted.intersection(ids_kept if ids_kept is not None else
+                                                 (v[0] for v in p.event_rows) if p.sqlite_bound else
+                                                 (row["id"] for row in p.event_rows))
+                    n_new = len(mine)
+                if n_new == len(p.event_rows):  # all new: the prepared sums hold
+                    part: Iterable[dict[str, Any]] = p.contributions
+                    r.unpriced += p.unpriced
+                else:
+                    new_rows = [f for f in p.rollup_fields() if f[0] in mine]  # f[0]: the id
+                    part = _rollup_contributions(new_rows, p.counters).values()
+                    r.unpriced += sum(1 for f in new_rows if f[_COST_SOURCE] == "unpriced")
+                _add_contributions(contributions, part)
+                r.accepted += n_new
+                r.duplicates += len(p.event_rows) - n_new
+                if p.first_seen and n_new:
+                    for b in p.first_seen:
+                        if b["first_event"] in mine:
+                            key = (b["feature"], b["kind"], b["name"])
+                            known = fresh.get(key)
+                            if known is None or b["first_seen"] < known["first_seen"]:
+                                fresh[key] = b
+            if fresh:
+                for new in self.store.add_behaviours(conn, list(fresh.values())):
                     key = (new["feature"], minute_of(new["first_seen"]))
                     contributions[key]["new_behaviours"] += 1
             self.store.add_rollups(conn, list(contributions.values()))
             self.store.recount_sessions(conn, list(contributions))
-            changes_inserted = self.store.insert_changes(conn, p.change_rows)
+            changes_inserted = self.store.insert_changes(conn, change_rows)
 
-        result.accepted += len(inserted) + len(changes_inserted)
-        result.duplicates += (len(p.event_rows) - len(inserted)) + (len(p.change_rows) - len(changes_inserted))
-        result.unpriced += unpriced
-        return result
+        for i in todo:
+            p, r = batches[i], results[i]
+            new_changes = sum(1 for c in kept_changes[i] if c in changes_inserted)
+            r.accepted += new_changes
+            r.duplicates += len(p.change_rows) - new_changes
+        return results
+
+
+def _add_contributions(acc: dict[tuple[str, datetime], dict[str, Any]], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Sum rollup contributions into ``acc`` by (feature, minute) (``acc`` gets copies, never ``rows``' dicts)."""
+    for c in rows:
+        key = (c["feature"], c["minute"])
+        a = acc.get(key)
+        if a is None:
+            acc[key] = dict(c)
+        else:
+            for name in ROLLUP_COUNTERS:
+                a[name] += c[name]

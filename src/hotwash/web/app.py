@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,8 +41,9 @@ from hotwash.notify import open_dispatcher, with_ids
 from hotwash.settings import Settings
 from hotwash.store import Store, open_store
 from hotwash.telemetry import otlp
-from hotwash.telemetry.model import Event, Record, loads_exact, parse_record
-from hotwash.telemetry.writer import EventWriter, Prepared, WriteResult
+from hotwash.telemetry.group import GroupCommitter
+from hotwash.telemetry.model import Record, loads_exact, parse_record
+from hotwash.telemetry.writer import EventWriter, Prepared, WriteResult, prepare
 from hotwash.web.api import include_routers
 from hotwash.web.auth import identify
 from hotwash.web.body import read_body
@@ -64,14 +66,26 @@ class StatusOut(BaseModel):
     signals: int
 
 
-def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
-    """Make the records durable, then tell the live detector how far data time has come."""
-    result = app.state.writer.write(records)
-    app.state.metrics.observe_write(result.accepted, result.duplicates)
-    events = [r.ts for r in records if isinstance(r, Event)]
-    if events:
-        app.state.live.observe(max(events))
-    return result
+def _prepare(app: FastAPI, records: list[Record]) -> Prepared:
+    return prepare(records, app.state.writer.checker)
+
+
+async def _commit(app: FastAPI, prepared: Prepared) -> WriteResult:
+    """Make the batch durable (the committer groups it with other requests' batches); the live
+    detector hears of the new data time from the committer, before this returns."""
+    if not prepared.event_rows and not prepared.change_rows:
+        return WriteResult(duplicates=prepared.duplicates)
+    return await asyncio.wrap_future(app.state.committer.submit(prepared))
+
+
+def _after_commit(app: FastAPI, batches: Sequence[Prepared], results: Sequence[WriteResult]) -> None:
+    """Runs on the committer's thread once a group is durable, before its requests are answered."""
+    metrics = app.state.metrics
+    for result in results:
+        metrics.observe_write(result.accepted, result.duplicates)
+    latest = [ts for b in batches if (ts := b.latest_ts()) is not None]
+    if latest:
+        app.state.live.observe(max(latest))
 
 
 # OTLP bodies from this size on are decoded, mapped and checked in a worker process (when the app
@@ -82,39 +96,36 @@ def _write_and_detect(app: FastAPI, records: list[Record]) -> WriteResult:
 _WORKER_BODY_BYTES = 4 * 1024
 
 
-def _map_write_and_detect(app: FastAPI, body: bytes, content_type: str) -> otlp.OtlpBatch:
+async def _ingest_otlp(app: FastAPI, body: bytes, content_type: str) -> otlp.OtlpBatch:
     pool: ParallelChecker | None = app.state.pool
     if pool is not None and len(body) >= _WORKER_BODY_BYTES:
-        # The worker does everything but the transaction; this thread waits without the GIL, so the
-        # other requests' commits go on meanwhile. A PayloadError raised there is raised here.
+        # The worker does everything but the transaction; the event loop only waits for it (no
+        # thread of this process is held), then hands the rows to the committer. A PayloadError
+        # raised there is raised here.
         try:
             # With a SQLite store the worker also binds the rows' values, so this process only inserts.
-            done = pool.submit_otlp(body, content_type, sqlite=app.state.store.dialect == "sqlite").result()
+            done = await asyncio.wrap_future(
+                pool.submit_otlp(body, content_type, sqlite=app.state.store.dialect == "sqlite"))
         except BrokenProcessPool:
-            log.exception("an ingest worker process died; checking in the server process from now on")
-            app.state.pool = None
-            app.state.writer.checker = EventChecker(app.state.manifest)
+            if app.state.pool is pool:
+                log.exception("an ingest worker process died; checking in the server process from now on")
+                app.state.pool = None
+                app.state.writer.checker = EventChecker(app.state.manifest)
         else:
-            return _commit_prepared(app, done)
+            wire, rejected, ignored = decode_result(done)
+            batch = otlp.OtlpBatch(rejected=[(where, reason) for where, reason in rejected], ignored=ignored)
+            app.state.metrics.observe_rejected(len(batch.rejected))
+            await _commit(app, Prepared.from_wire(wire))
+            return batch
+    batch, prepared = await run_in_threadpool(_map_and_prepare, app, body, content_type)
+    app.state.metrics.observe_rejected(len(batch.rejected))
+    await _commit(app, prepared)
+    return batch
+
+
+def _map_and_prepare(app: FastAPI, body: bytes, content_type: str) -> tuple[otlp.OtlpBatch, Prepared]:
     batch = otlp.decode_and_map(body, content_type)
-    app.state.metrics.observe_rejected(len(batch.rejected))
-    if batch.records:
-        _write_and_detect(app, batch.records)
-    return batch
-
-
-def _commit_prepared(app: FastAPI, done: bytes) -> otlp.OtlpBatch:
-    wire, rejected, ignored = decode_result(done)
-    prepared = Prepared.from_wire(wire)
-    batch = otlp.OtlpBatch(rejected=[(where, reason) for where, reason in rejected], ignored=ignored)
-    app.state.metrics.observe_rejected(len(batch.rejected))
-    if prepared.event_rows:
-        result = app.state.writer.commit(prepared)
-        app.state.metrics.observe_write(result.accepted, result.duplicates)
-        latest = prepared.latest_ts()
-        if latest is not None:
-            app.state.live.observe(latest)
-    return batch
+    return batch, _prepare(app, batch.records)
 
 
 def _status_of(exc: HotwashError) -> tuple[int, dict[str, Any]]:
@@ -178,6 +189,8 @@ def create_app(settings: Settings, *, store: Store | None = None, check_workers:
                               "run `hotwash detect --open` to retry", len(new))
 
         app.state.live = LiveDetector(st, app.state.engine, on_signals=on_signals)
+        app.state.committer = GroupCommitter(app.state.writer, max_rows=settings.batch_size,
+                                             after_commit=lambda b, r: _after_commit(app, b, r))
         reminders = (OverdueReminders(st, dispatcher, base_url=str(manifest.notify.base_url or "") or None).start()
                      if dispatcher is not None else None)
         try:
@@ -185,6 +198,7 @@ def create_app(settings: Settings, *, store: Store | None = None, check_workers:
         finally:
             if reminders is not None:
                 reminders.close()
+            app.state.committer.close(timeout=30)
             app.state.live.close(timeout=10)
             if dispatcher is not None:
                 dispatcher.close(timeout=10)
@@ -244,8 +258,7 @@ def create_app(settings: Settings, *, store: Store | None = None, check_workers:
     async def otlp_traces(request: Request) -> Response:
         body = await read_body(request, limit=settings.max_body_bytes)
         content_type = request.headers.get("content-type", "application/x-protobuf")
-        # Mapping is CPU work: off the event loop, with the write.
-        batch = await run_in_threadpool(_map_write_and_detect, request.app, body, content_type)
+        batch = await _ingest_otlp(request.app, body, content_type)
         return Response(otlp.encode_response(batch, content_type), media_type=otlp.response_media_type(content_type))
 
     @app.post("/api/v1/events", tags=["ingest"], response_model=IngestResult,
@@ -267,7 +280,7 @@ def create_app(settings: Settings, *, store: Store | None = None, check_workers:
                 rejected.append({"index": i, "id": obj.get("id") if isinstance(obj, dict) else None,
                                  "reason": exc.reason})
         request.app.state.metrics.observe_rejected(len(rejected))
-        result = await run_in_threadpool(_write_and_detect, request.app, records)
+        result = await _commit(request.app, await run_in_threadpool(_prepare, request.app, records))
         return IngestResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
 
     @app.get("/api/v1/status", tags=["store"], response_model=StatusOut)
