@@ -1,6 +1,7 @@
 """Quality and cost of the prompt-injection scanner on the real dev data. One command:
 
-    .venv/bin/python bench/injection_quality.py [--errors N]
+    .venv/bin/python bench/injection_quality.py [--errors N] [--model FILE --threshold T]
+        [--v1-recipe] [--v1-folds]
 
 Prints, overall and per ``kind``:
   * a naive keyword baseline,
@@ -15,7 +16,13 @@ Prints, overall and per ``kind``:
 then the output-leak detector on the Tensor Trust extraction-detection set, and µs per scan.
 Caveat: the hand-written rules were written by people who had read this dev set (only the classifier
 is cross-validated); the held-out test half is the check of those. ``--no-nested`` skips the 25
-trainings of the nested run.
+trainings of the nested run (times ``len(train_injection.SEEDS)``).
+
+The cross-validated tables use the training recipe of ``train_injection.py`` (v2: L2 1e-3,
+near-duplicate grouping of the folds); ``--v1-recipe`` (L2 1e-4, one seed) and
+``--v1-folds`` (no near-duplicate grouping) give the numbers of the recipe before. ``--model`` and
+``--threshold`` choose the model file and operating point of the "shipped" rows and of the out-of-fold
+table (default: what injection.py loads, ``MODEL_PATH`` at ``DEFAULT_THRESHOLD``).
 """
 
 from __future__ import annotations
@@ -117,7 +124,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--errors", type=int, default=0, help="print up to N misclassified records")
     ap.add_argument("--no-nested", action="store_true", help="skip the nested-threshold run (25 trainings)")
+    ap.add_argument("--model", type=Path, help="model file to score with (default: injection.MODEL_PATH)")
+    ap.add_argument("--threshold", type=float, help="operating point (default: the --model file's "
+                    "'threshold', else injection.DEFAULT_THRESHOLD)")
+    ap.add_argument("--v1-recipe", action="store_true", help="train as before 2026-12-07: L2 1e-4, one seed")
+    ap.add_argument("--v1-folds", action="store_true", help="folds without near-duplicate grouping")
     args = ap.parse_args()
+    if args.v1_recipe:
+        T.L2, T.SEEDS = 1e-4, (13,)
+    if args.v1_folds:
+        T.NEAR_DUP = None
+    if args.model:
+        inj.MODEL_PATH = args.model
+        inj._model.cache_clear()
+        inj._scan_cached.cache_clear()
+        if args.threshold is None:
+            args.threshold = float(json.loads(args.model.read_text("utf-8"))["threshold"])
+    if args.threshold is not None:
+        inj.DEFAULT_THRESHOLD = args.threshold
+    print(f"recipe: L2={T.L2} seeds={T.SEEDS} near_dup={T.NEAR_DUP}; model {inj.MODEL_PATH.name}")
     if not (T.DATA_DIR / "injection" / "dev.jsonl").exists():
         sys.exit(f"data not found under {T.DATA_DIR} (set HOTWASH_DATA_DIR)")
     recs = T.load()
@@ -130,8 +155,9 @@ def main() -> None:
     t0 = time.perf_counter()
     oof = T.cross_validate(recs, feats)
     oof_scores = [inj.combine(rule, p) for (_, rule), p in zip(feats, oof, strict=True)]
+    nd = " + near-duplicates" if T.NEAR_DUP is not None else ""
     table(f"OUT-OF-FOLD SCANNER @ shipped threshold {inj.DEFAULT_THRESHOLD} ({T.N_FOLDS} folds grouped by group "
-          f"+ attack string; cv {time.perf_counter() - t0:.0f}s)", recs,
+          f"+ attack string{nd}; cv {time.perf_counter() - t0:.0f}s)", recs,
           [s >= inj.DEFAULT_THRESHOLD for s in oof_scores])
     ys_ = [r["label"] == "injection" for r in recs]
     print("\n  out-of-fold operating points (threshold: recall / FPR):")
@@ -156,6 +182,12 @@ def main() -> None:
         print(f"\nOUT-OF-FOLD ERRORS ({len(errs)}), first {args.errors}:")
         for r, s in errs[: args.errors]:
             print(f"  {r['label'][:3]} {r['kind']:22s} {s:.2f} {r['text'][:150]!r}")
+        if not args.no_nested:
+            nerrs = [(r, s, t) for r, s, t, y in zip(recs, n_scores, n_thr, ys, strict=True) if (s >= t) != y]
+            print(f"\nNESTED ERRORS ({len(nerrs)}; false positives first), first {args.errors}:")
+            nerrs.sort(key=lambda e: e[0]["label"] == "injection")
+            for r, s, t in nerrs[: args.errors]:
+                print(f"  {r['label'][:3]} {r['kind']:22s} {s:.2f} (thr {t}) {r['text'][:150]!r}")
     leak_eval(args.errors)
     timing(recs)
 

@@ -10,23 +10,34 @@ data), so training and scanning see the same thing.
 
 Cross-validation is grouped: records sharing a ``group`` are in the same fold, and so are BIPIA
 records sharing an inserted attack string (the same attack text in another e-mail or table would
-otherwise leak the answer across folds). The out-of-fold numbers are the honest ones for the
-classifier; the hand-written rules were written by people who had read the dev data, so the held-out
-test half is the real check of those.
+otherwise leak the answer across folds), and near-duplicate texts (``NEAR_DUP``: half of the shorter
+text's word 5-grams occur in the other; e.g. Tensor Trust attacks that differ in one word, DAN
+variants, deepset questions that share an appended injection, the same e-mail with and without an
+inserted attack). The out-of-fold numbers are the honest ones for the classifier; the hand-written
+rules were written by people who had read the dev data, so the held-out test half is the real check of
+those.
 
 Extra training data: ``bench/data/injection_benign_requests.txt``, everyday user requests written by
 hand for hotwash (the dev set has none, see that file's header). They are added to the training side of
 every fold and to the final model, and never scored.
-Deterministic: no randomness except a seeded shuffle.
+Deterministic: no randomness except seeded shuffles.
+
+Recipe v2 (2026-12-07): L2 ``1e-3`` instead of ``1e-4`` (the threshold chosen on inner folds moves less
+between folds, and the nested false-positive rate drops from 1.28 % to 0.81 %), near-duplicate grouping
+of the folds (the stricter, honest estimate). ``SEEDS`` can average the weights of several shuffle
+orders (averaged logits: still one linear model of the same size); v2 keeps one. The model is written
+to ``src/hotwash/detect/data/injection_model.json``, the one the scanner loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -44,13 +55,20 @@ DATA_DIR = Path(os.environ.get("HOTWASH_DATA_DIR", Path(__file__).resolve().pare
 N_FOLDS = 5
 EPOCHS = 12
 LR = 0.2
-L2 = 1e-4
+L2 = 1e-3  # v1: 1e-4
 MIN_GROUPS = 2  # a feature must occur in >= this many groups of the training data
-SEED = 13
+SEED = 13  # fold assignment
+SEEDS = (13,)  # one Adagrad run per shuffle order, weights averaged (v1: 13 only)
+NEAR_DUP = 0.5  # near-duplicate texts share a fold (None: v1 folds)
+# The rule score as one more feature, "R:~score" (a rule that fires only inside one cluster of near-duplicate
+# attacks otherwise gets no weight when that cluster is held out). Off: injection.py does not compute it
+# yet, and a model trained with it must be scanned with it.
+RULE_SCORE_FEATURE = False
 TARGET_FPR = 0.01  # issue 3: recall >= 0.95 at FPR <= 1 %
 THRESHOLD_FPR = 0.0075  # a threshold is chosen to keep the FPR under this (a margin under the target)
 THRESHOLD_GRID = [round(0.30 + 0.01 * i, 2) for i in range(66)]  # 0.30 ... 0.95
 EXTRA_BENIGN = Path(__file__).resolve().parent / "data" / "injection_benign_requests.txt"
+MODEL_OUT = inj.MODEL_PATH
 
 
 def load(path: Path | None = None) -> list[dict]:
@@ -72,8 +90,29 @@ def channel_of(rec: dict) -> str:
     return "context" if rec["kind"].startswith("indirect") else "input"
 
 
+def near_duplicates(recs: list[dict], share: float, n: int = 5) -> list[tuple[int, int]]:
+    """Pairs (i, j) of records where at least ``share`` of the shorter text's word ``n``-grams occur in the
+    other text (a text of fewer than n words is one n-gram). N-grams found in more than 30 records
+    (boilerplate) are not used to pair."""
+    shingles = []
+    for r in recs:
+        w = re.findall(r"\w+", r["text"].lower())
+        shingles.append({tuple(w[i:i + n]) for i in range(max(1, len(w) - n + 1))})
+    where: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, sh in enumerate(shingles):
+        for g in sh:
+            where[g].append(i)
+    common: Counter[tuple[int, int]] = Counter()
+    for ix in where.values():
+        if len(ix) <= 30:
+            common.update(itertools.combinations(ix, 2))
+    return [(a, b) for (a, b), c in common.items()
+            if c >= share * min(len(shingles[a]), len(shingles[b]))]
+
+
 def fold_keys(recs: list[dict]) -> list[int]:
-    """Fold index per record: union of `group` and BIPIA `attack_str`, then balanced folds."""
+    """Fold index per record: union of `group`, BIPIA `attack_str` and near-duplicate texts, then balanced
+    folds."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -93,6 +132,9 @@ def fold_keys(recs: list[dict]) -> list[int]:
         attack = (r.get("meta") or {}).get("attack_str")
         if attack:
             union(g, "a:" + attack)
+    if NEAR_DUP is not None:
+        for a, b in near_duplicates(recs, NEAR_DUP):
+            union("g:" + str(recs[a]["group"]), "g:" + str(recs[b]["group"]))
     comps: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(recs):
         comps[find("g:" + str(r["group"]))].append(i)
@@ -111,17 +153,21 @@ def fold_keys(recs: list[dict]) -> list[int]:
 
 
 def featurize(recs: list[dict]) -> list[tuple[dict[str, float], float]]:
-    """[(features, rule score)] per record."""
+    """[(features, rule score)] per record. With ``RULE_SCORE_FEATURE`` the rule score itself is a feature
+    too (``R:~score``; needs the matching change in injection.py, see ``RULE_SCORE_FEATURE``)."""
     out = []
     for r in recs:
         feats, _, rule = inj.features(r["text"], channel=channel_of(r))
+        if RULE_SCORE_FEATURE and rule > 0 and "R:~score" not in feats:
+            feats["R:~score"] = rule
         out.append((feats, rule))
     return out
 
 
 def train(xs: list[dict[str, float]], ys: list[int], groups: list[str]) -> tuple[float,
                                                                                 dict[str, float]]:
-    """Logistic regression, Adagrad, L2; class-balanced. Returns (bias, weights).
+    """Logistic regression, Adagrad, L2; class-balanced; one run per seed of ``SEEDS``, weights averaged.
+    Returns (bias, weights).
 
     One example at a time in a seeded order (numpy only holds each example's features as index and
     value arrays). A feature is kept when it occurs in at least ``MIN_GROUPS`` groups, or is a rule,
@@ -140,24 +186,30 @@ def train(xs: list[dict[str, float]], ys: list[int], groups: list[str]) -> tuple
     npos = sum(ys)
     nneg = len(ys) - npos
     cw = {1: len(ys) / (2 * npos), 0: len(ys) / (2 * nneg)}
-    w = np.zeros(len(keep))
-    g2 = np.full(len(keep), 1e-8)
-    b, gb = 0.0, 1e-8
-    rng = random.Random(SEED)
-    idx = list(range(len(data)))
-    for _ in range(EPOCHS):
-        rng.shuffle(idx)
-        for i in idx:
-            ii, vv = data[i]
-            y = ys[i]
-            z = b + float(w[ii] @ vv)
-            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-            err = (p - y) * cw[y]
-            gb += err * err
-            b -= LR * err / math.sqrt(gb)
-            g = err * vv + L2 * w[ii]
-            g2[ii] += g * g
-            w[ii] -= LR * g / np.sqrt(g2[ii])
+    w_sum = np.zeros(len(keep))
+    b_sum = 0.0
+    for seed in SEEDS:
+        w = np.zeros(len(keep))
+        g2 = np.full(len(keep), 1e-8)
+        b, gb = 0.0, 1e-8
+        rng = random.Random(seed)
+        idx = list(range(len(data)))
+        for _ in range(EPOCHS):
+            rng.shuffle(idx)
+            for i in idx:
+                ii, vv = data[i]
+                y = ys[i]
+                z = b + float(w[ii] @ vv)
+                p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+                err = (p - y) * cw[y]
+                gb += err * err
+                b -= LR * err / math.sqrt(gb)
+                g = err * vv + L2 * w[ii]
+                g2[ii] += g * g
+                w[ii] -= LR * g / np.sqrt(g2[ii])
+        w_sum += w
+        b_sum += b
+    w, b = w_sum / len(SEEDS), b_sum / len(SEEDS)
     return b, {k: float(w[i]) for k, i in col.items() if abs(w[i]) >= 1e-3}
 
 
@@ -248,7 +300,7 @@ def metrics(labels: list[int], preds: list[bool]) -> dict[str, float]:
     }
 
 
-def save(bias: float, weights: dict[str, float], threshold: float, info: dict) -> Path:
+def save(bias: float, weights: dict[str, float], threshold: float, info: dict, path: Path = MODEL_OUT) -> Path:
     blob = {
         "format": "hotwash-injection-lr/1",
         "bias": round(bias, 5),
@@ -256,30 +308,39 @@ def save(bias: float, weights: dict[str, float], threshold: float, info: dict) -
         "info": info,
         "weights": {k: round(v, 4) for k, v in sorted(weights.items()) if abs(v) >= 2e-3},
     }
-    inj.MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-    inj.MODEL_PATH.write_text(json.dumps(blob, ensure_ascii=False, separators=(",", ":")),
-                              encoding="utf-8")
-    return inj.MODEL_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(blob, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+    return path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--out", type=Path, default=MODEL_OUT, help=f"model file (default {MODEL_OUT.name})")
     args = ap.parse_args()
     recs = load()
     t0 = time.perf_counter()
     feats = featurize(recs)
     ys = [int(r["label"] == "injection") for r in recs]
-    oof = cross_validate(recs, feats)
-    scores = [inj.combine(rule, p) for (_, rule), p in zip(feats, oof, strict=True)]
-    m = metrics(ys, [s >= inj.DEFAULT_THRESHOLD for s in scores])
-    print(f"out-of-fold ({N_FOLDS} grouped folds) @ {inj.DEFAULT_THRESHOLD}: "
-          f"P={m['precision']:.3f} R={m['recall']:.3f} FPR={m['fpr']:.3f}  "
-          f"[{time.perf_counter() - t0:.1f}s]")
-    chosen = choose_threshold(ys, scores)
-    print(f"threshold by choose_threshold on these out-of-fold scores (FPR <= {THRESHOLD_FPR:.2%}): {chosen}"
-          + ("" if chosen == inj.DEFAULT_THRESHOLD else
-             f"  -- differs from injection.DEFAULT_THRESHOLD = {inj.DEFAULT_THRESHOLD}: update it"))
+    global NEAR_DUP
+    # The threshold: choose_threshold on the out-of-fold curve of the near-duplicate folds and on that of the
+    # v1 folds, and the higher of the two (a margin: the near-duplicate folds score benign texts lower, since
+    # a clean e-mail is never scored by a model that saw its attacked twin, and pick a lower threshold, 0.44
+    # against 0.50 for recipe v2, below every per-fold threshold of the nested runs).
+    chosen, m = 0.0, {}
+    for near_dup in dict.fromkeys([NEAR_DUP, None]):
+        saved, NEAR_DUP = NEAR_DUP, near_dup
+        oof = cross_validate(recs, feats)
+        NEAR_DUP = saved
+        scores = [inj.combine(rule, p) for (_, rule), p in zip(feats, oof, strict=True)]
+        t = choose_threshold(ys, scores)
+        mt = metrics(ys, [s >= t for s in scores])
+        print(f"out-of-fold ({N_FOLDS} folds, near_dup={near_dup}, {time.perf_counter() - t0:.0f}s): "
+              f"choose_threshold (FPR <= {THRESHOLD_FPR:.2%}) = {t}: P={mt['precision']:.3f} R={mt['recall']:.3f} "
+              f"FPR={mt['fpr']:.4f}")
+        if t > chosen:
+            chosen, m = t, mt
+    print(f"threshold {chosen} (the honest estimate is the nested one: bench/injection_quality.py)")
     if args.no_save:
         return
     extra = load_extra()
@@ -292,11 +353,12 @@ def main() -> None:
         "kinds": dict(Counter(r["kind"] for r in recs + extra)),
         "oof_recall": round(m["recall"], 4),
         "oof_fpr": round(m["fpr"], 4),
-        "epochs": EPOCHS, "l2": L2, "min_groups": MIN_GROUPS,
+        "epochs": EPOCHS, "l2": L2, "min_groups": MIN_GROUPS, "seeds": list(SEEDS), "near_dup": NEAR_DUP,
+        "threshold_chosen_oof": chosen,
     }
-    info["threshold_chosen_oof"] = chosen
-    path = save(b, w, inj.DEFAULT_THRESHOLD, info)
-    print(f"saved {path} ({path.stat().st_size / 1024:.0f} KiB, {len(w)} weights)")
+    path = save(b, w, chosen, info, args.out)
+    print(f"saved {path} ({path.stat().st_size / 1024:.0f} KiB, {len(w)} weights); threshold {chosen} "
+          f"(injection.py reads DEFAULT_THRESHOLD, not the file's: set it there when switching)")
 
 
 if __name__ == "__main__":
