@@ -216,8 +216,10 @@ _WORD = re.compile(r"[a-z]+")
 
 def _looks_rot13(low: str, low_toks: list[str] | None = None) -> bool:
     # the [a-z]+ words include every token without digits: two common ones settle it
-    if low_toks is not None and len(low) <= 2000 and sum(map(_COMMON.__contains__, low_toks)) >= 2:
-        return False
+    if low_toks is not None and len(low) <= 2000:
+        common = filter(_COMMON.__contains__, low_toks)  # two of them (sum >= 2), found without counting all
+        if next(common, None) is not None and next(common, None) is not None:
+            return False
     head = low[:2000]
     words = head.encode().translate(_AZ_SPLIT_B).decode().split() if head.isascii() else _WORD.findall(head)
     if len(words) < 4:
@@ -975,10 +977,10 @@ def _prefilter_hit(text: str) -> bool:
 
 def _prefilter_words(text: str, low: str, words: list[str]) -> bool:
     """``_prefilter_hit(text)`` for an ASCII ``text`` without "_", given its ``lower()`` and its words."""
-    found = list(map(_PRE_WORDS.__getitem__, words))  # _prefilter_word of each word (memo)
-    if True in found:  # the values are True, or tuples of "act "-like strings
+    get = _PRE_WORDS.__getitem__  # _prefilter_word of a word (memo)
+    if True in map(get, words):  # the values are True, or tuples of "act "-like strings; stops at the first True
         return True
-    for r in filter(None, found):
+    for r in filter(None, map(get, words)):
         for a in r:
             if a in low:
                 return True
