@@ -21,6 +21,7 @@ import math
 import operator
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -656,19 +657,21 @@ def _token_infos(text: str) -> list[_Info]:
 class _Support:
     """Everything a context offers as support, built once per context string (parts on first use)."""
 
-    __slots__ = ("_bigrams", "_counted", "_fourgrams", "_has_neg", "_joined", "_low", "_nums", "infos", "ntok", "seq",
-                 "stems", "text")
+    __slots__ = ("_bigrams", "_counted", "_fourgrams", "_has_neg", "_infos", "_joined", "_low", "_nums", "_parts",
+                 "_quads_asked", "ntok", "seq", "stems", "text")
 
     def __init__(self, text: str) -> None:
         if "[" in text:
             infos = [_INFO.get(t) or _info(t) for t in _WORD_RE.findall(text)]
             seq = [i[1] for i in infos if i[0] != _STOP]
-        else:
+            parts = None
+        else:  # the token infos are only read for numbers, negation and counts: built on first use
             parts = _pieces(text)
-            infos = list(itertools.chain.from_iterable(map(_INFOS_OF, parts)))
+            infos = None
             seq = list(itertools.chain.from_iterable(map(_STEMS_OF, parts)))
         self.text = text
-        self.infos = infos
+        self._infos: list[_Info] | None = infos
+        self._parts = parts
         self.seq = seq
         self.stems = set(seq)
         self.ntok = len(seq)
@@ -679,6 +682,14 @@ class _Support:
         self._has_neg: bool | None = None
         self._low: str | None = None
         self._joined: str | None = None
+        self._quads_asked = False
+
+    @property
+    def infos(self) -> list[_Info]:
+        if self._infos is None:
+            self._infos = list(itertools.chain.from_iterable(map(_INFOS_OF, self._parts)))
+            self._parts = None
+        return self._infos
 
     @property
     def bigrams(self) -> set[tuple[str, str]]:
@@ -725,7 +736,21 @@ class _Support:
         return " " + " ".join(run) + " " in self._joined
 
     def has_num(self, v: str) -> bool:
-        return v in self.nums
+        return v in self.stems and v in self.nums  # a number's value is among the stems too
+
+    def quads_among(self, seq: list[str], quads: list, hits: list[bool]) -> Iterable[int]:
+        """The positions i of the output's 4-grams ``quads`` (of its stems ``seq``) that are 4-grams of
+        this context; ``hits`` says which of the output's bigrams are this context's. Asked the first
+        time, the candidates (their three bigrams here) are looked up in the joined stems (no 4-gram set
+        to build: each context is mostly asked once); asked again, the 4-grams are pooled in a set."""
+        if self._fourgrams is not None or self._quads_asked:
+            return itertools.compress(range(len(quads)), map(self.fourgrams.__contains__, quads))
+        self._quads_asked = True
+        if self._joined is None:
+            self._joined = " " + " ".join(self.seq) + " "
+        joined = self._joined
+        return [i for i in range(len(quads)) if hits[i] and hits[i + 1] and hits[i + 2]
+                and " " + " ".join(seq[i : i + 4]) + " " in joined]
 
     def counts_of(self, st: str) -> bool:
         """Whether the stem ``st`` follows a number in this context ("five working days": "work")."""
@@ -766,6 +791,9 @@ class _Union:
             self._fourgrams = set().union(*(p.fourgrams for p in self.parts))
         return self._fourgrams
 
+    def quads_among(self, seq: list[str], quads: list, hits: list[bool]) -> Iterable[int]:
+        return itertools.compress(range(len(quads)), map(self.fourgrams.__contains__, quads))
+
 
 class _Merged:
     """Several contexts pooled: :class:`_Support`'s interface. Answered part by part the first time (no
@@ -794,7 +822,7 @@ class _Merged:
         return set().union(*(stems & v.stems for v in self.views()))
 
     def has_num(self, v: str) -> bool:
-        return any(v in p.nums for p in self.parts)
+        return any(p.has_num(v) for p in self.parts)
 
     def counts_of(self, st: str) -> bool:
         return any(p.counts_of(st) for p in self.parts)
@@ -896,7 +924,12 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
         infos = list(itertools.chain.from_iterable(map(_INFOS_OF, parts)))
         seq = list(itertools.chain.from_iterable(map(_STEMS_OF, parts)))  # the stems of the non-stop tokens
     out_stems = set(seq)
-    cstems = ctx.stems_among(out_stems)  # only the output's stems are ever looked up
+    # the context as parts whose union it is: asked once per output, so that a merged context is pooled
+    # only when another output asks it again
+    views = ctx.views()
+    # only the output's stems are ever looked up
+    cstems = (out_stems & views[0].stems if len(views) == 1
+              else set().union(*(out_stems & v.stems for v in views)))
     qstems = q.stems_among(out_stems) if q is not None else frozenset()
 
     content = novel = novel_ctx = hard = hard_words = entity = 0
@@ -987,7 +1020,7 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
     need = _MODEL_USES["long" if long else "short"] if not full else _ALL_FEATURES
     nb = n - 1 if n > 1 else 0  # number of bigrams
     if (nb and not need <= _NOT_BIGRAM_FEATURES) or (n > 3 and "uncopied" in need):
-        bnovel, bnovel_ctx, cov2, covered = _ngram_counts(seq, ctx, q, need)
+        bnovel, bnovel_ctx, cov2, covered = _ngram_counts(seq, views, q, need)
     else:
         bnovel = bnovel_ctx = cov2 = covered = 0
     nall = n - sum(map(cstems.__contains__, seq))
@@ -1021,14 +1054,13 @@ def _analyse(output: str, ctx: _Support | _Merged, q: _Support | None, *, full: 
     return _Analysis(x, bad, quotes, {"content": content, "novel": novel, "hard": hard, "entity": entity}, output)
 
 
-def _ngram_counts(seq: list[str], ctx: _Support | _Merged, q: _Support | None, need: frozenset[str],
+def _ngram_counts(seq: list[str], views: list[_Support] | list[_Union], q: _Support | None, need: frozenset[str],
                   ) -> tuple[int, int, int, int]:
     """(bigrams in neither context nor question, bigrams not in the context, tokens covered by a bigram
     of either, tokens covered by a 4-gram of one context) of the output's stem sequence ``seq``."""
     n = len(seq)
     nb = n - 1
     bigrams = list(itertools.pairwise(seq))
-    views = ctx.views()
     hits = [list(map(v.bigrams.__contains__, bigrams)) for v in views]
     in_ctx = functools.reduce(lambda a, b: list(map(operator.or_, a, b)), hits)
     bnovel_ctx = in_ctx.count(False)
@@ -1045,7 +1077,7 @@ def _ngram_counts(seq: list[str], ctx: _Support | _Merged, q: _Support | None, n
         found: set[int] = set()
         for v, h in zip(views, hits, strict=True):
             if h.count(True) >= 3:  # a context's 4-gram has its three bigrams in that context
-                found.update(itertools.compress(range(n - 3), map(v.fourgrams.__contains__, quads)))
+                found.update(v.quads_among(seq, quads, h))
         if found:
             covered = len(found.union(map((1).__add__, found), map((2).__add__, found), map((3).__add__, found)))
     return bnovel, bnovel_ctx, cov2, covered
