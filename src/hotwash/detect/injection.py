@@ -39,6 +39,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache, reduce
 from operator import add, mul
 from pathlib import Path
@@ -1349,44 +1350,35 @@ class _Model:
             prow = row
         return z
 
+    def _plus(self, z: float, items: Iterable[tuple[str, float]]) -> float:
+        get = self.weights.get
+        for k, v in items:
+            wt = get(k)
+            if wt is not None:
+                z += wt * v
+        return z
+
+    @staticmethod
+    def _sigmoid(z: float) -> float:
+        return 0.0 if z < -30 else 1.0 / (1.0 + math.exp(-z))
+
     def prob_of(self, toks: list[str], rest: dict[str, float]) -> float:
         """``prob(feats)`` for the ``features`` of a text: its model tokens ``toks`` and the features
         that follow the n-grams, in order (``rest``); the n-gram feature dict is never built (the same
         sum as ``prob``, term for term and in the same order)."""
-        z = self._z_ngrams(toks)
-        get = self.weights.get
-        for k, v in rest.items():
-            wt = get(k)
-            if wt is not None:
-                z += wt * v
-        if z < -30:
-            return 0.0
-        return 1.0 / (1.0 + math.exp(-z))
+        return self._sigmoid(self._plus(self._z_ngrams(toks), rest.items()))
 
     def prob_hits(self, toks: list[str], hits: dict[str, float], *last: str) -> float:
         """``prob_of(toks, {**hits, **dict.fromkeys(last, 1.0)})`` (no key of ``last`` in ``hits``)."""
-        z = self._z_ngrams(toks)
-        get = self.weights.get
-        for k, v in hits.items():
-            wt = get(k)
-            if wt is not None:
-                z += wt * v
-        for k in last:
-            wt = get(k)
-            if wt is not None:
-                z += wt * 1.0
-        if z < -30:
-            return 0.0
-        return 1.0 / (1.0 + math.exp(-z))
+        z = self._plus(self._z_ngrams(toks), hits.items())
+        return self._sigmoid(self._plus(z, ((k, 1.0) for k in last)))
 
     def prob(self, feats: dict[str, float]) -> float:
         w = self.weights
         known = list(filter(w.__contains__, feats))
         # z = bias + w[k] * v, added one by one in the order of ``feats`` (as a plain loop would)
         z = reduce(add, map(mul, map(w.__getitem__, known), map(feats.__getitem__, known)), self.bias)
-        if z < -30:
-            return 0.0
-        return 1.0 / (1.0 + math.exp(-z))
+        return self._sigmoid(z)
 
 
 @lru_cache(maxsize=1)
