@@ -395,12 +395,15 @@ class EventWriter:
                 inserted |= self.store.insert_events(conn, mapping_rows)
             contributions: dict[tuple[str, datetime], dict[str, Any]] = {}
             fresh: dict[tuple[str, str, str], dict[str, Any]] = {}
+            all_new = len(inserted) == len(bound_rows) + len(mapping_rows)
             for i in todo:
                 p, r = batches[i], results[i]
                 ids_kept = kept[i]
-                if ids_kept is None and (len(todo) == 1 or len(inserted) == len(bound_rows) + len(mapping_rows)):
-                    mine: Any = inserted  # every row of the group is new, or this is the only batch
-                    n_new = len(p.event_rows) if len(todo) > 1 else len(inserted)
+                mine: Any
+                if len(todo) == 1:  # the only batch: what went in is its own
+                    mine, n_new = inserted, len(inserted)
+                elif ids_kept is None and all_new:  # all its rows went in (only its own ids are looked up in `mine`)
+                    mine, n_new = inserted, len(p.event_rows)
                 else:
                     mine = inserted.intersection(ids_kept if ids_kept is not None else
                                                  (v[0] for v in p.event_rows) if p.sqlite_bound else
